@@ -1,0 +1,159 @@
+"""SendTextMessage option values, checked against the service's own limits (aws-facts.md) before
+anything is stored: the user hears about a bad MaxPrice at `create`, not a million calls later."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from campaign.errors import UserError
+from campaign.message import MissingMergeValue, Template, TemplateError, size_problem
+
+MESSAGE_TYPES = ("PROMOTIONAL", "TRANSACTIONAL")
+MAX_PRICE_RE = re.compile(r"[0-9]{0,2}\.[0-9]{1,5}")
+ORIGINATION_RE = re.compile(r"[A-Za-z0-9_:/+\-]+")
+CONFIGURATION_SET_RE = re.compile(r"[A-Za-z0-9_:/\-]+")
+KEYWORD_RE = re.compile(r"[ \S]+")
+NO_SPACE_RE = re.compile(r"\S+")
+TTL_MIN, TTL_MAX = 5, 259_200
+COUNTRY_PARAMETER_KEYS = ("IN_ENTITY_ID", "IN_TEMPLATE_ID")
+# The service allows 5 Context entries; the tool keeps 2 for itself (campaign and recipient), so
+# delivery events can be matched back to the ledger.
+CONTEXT_KEY_CAMPAIGN = "campaign"
+CONTEXT_KEY_RECIPIENT = "recipient"
+MAX_USER_CONTEXT = 3
+
+
+class OptionError(UserError, ValueError):
+    """An option value the service would reject; the message names the option and the rule."""
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise OptionError("campaign name must be 1-200 characters")
+    return name
+
+
+def check_origination_identity(value: str) -> str:
+    if not 1 <= len(value) <= 256 or not ORIGINATION_RE.fullmatch(value):
+        raise OptionError(
+            f"--origination-identity {value!r} is not valid: 1-256 characters of letters, digits "
+            "and _ : / + - (a phone number in E.164, a sender ID, a pool ID or an ARN)"
+        )
+    return value
+
+
+def check_message_type(value: str) -> str:
+    upper = value.upper()
+    if upper not in MESSAGE_TYPES:
+        raise OptionError(f"--message-type must be PROMOTIONAL or TRANSACTIONAL, not {value!r}")
+    return upper
+
+
+def check_max_price(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 2 <= len(value) <= 8 or not MAX_PRICE_RE.fullmatch(value):
+        raise OptionError(
+            f"--max-price {value!r} is not valid: US dollars per message written like 0.05 or .0075 "
+            "(up to 2 digits, a point, 1-5 decimals; at most 99.99999)"
+        )
+    return value
+
+
+def check_ttl(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if not TTL_MIN <= value <= TTL_MAX:
+        raise OptionError(
+            f"--ttl {value} is out of range: {TTL_MIN} to {TTL_MAX} seconds (72 hours)"
+        )
+    return value
+
+
+def check_keyword(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 30 or not KEYWORD_RE.fullmatch(value):
+        raise OptionError(f"--keyword {value!r} is not valid: 1-30 characters, no line breaks")
+    return value
+
+
+def check_configuration_set(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 256 or not CONFIGURATION_SET_RE.fullmatch(value):
+        raise OptionError(
+            f"--configuration-set {value!r} is not valid: 1-256 letters, digits and _ : / -"
+        )
+    return value
+
+
+def check_protect_configuration_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 256 or not CONFIGURATION_SET_RE.fullmatch(value):
+        raise OptionError(f"--protect-configuration-id {value!r} is not valid")
+    return value
+
+
+def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise OptionError(f"{option} {pair!r} must be KEY=VALUE")
+        key = key.strip()
+        if key in result:
+            raise OptionError(f"{option} key {key!r} is given twice")
+        result[key] = value
+    return result
+
+
+def check_context(context: Mapping[str, str]) -> dict[str, str]:
+    if len(context) > MAX_USER_CONTEXT:
+        raise OptionError(
+            f"--context takes at most {MAX_USER_CONTEXT} entries (the service allows 5 and the tool "
+            f"uses 2 to tie delivery events to the ledger); got {len(context)}"
+        )
+    for key, value in context.items():
+        if not 1 <= len(key) <= 100 or not NO_SPACE_RE.fullmatch(key):
+            raise OptionError(f"--context key {key!r} must be 1-100 characters with no spaces")
+        if key in (CONTEXT_KEY_CAMPAIGN, CONTEXT_KEY_RECIPIENT):
+            raise OptionError(f"--context key {key!r} is reserved by the tool")
+        if not 1 <= len(value) <= 800:
+            raise OptionError(f"--context {key} value must be 1-800 characters")
+        if value != value.strip():
+            raise OptionError(f"--context {key} value must not start or end with whitespace")
+    return dict(context)
+
+
+def check_country_parameters(params: Mapping[str, str]) -> dict[str, str]:
+    for key, value in params.items():
+        if key not in COUNTRY_PARAMETER_KEYS:
+            raise OptionError(
+                f"--country-parameter key {key!r} is not one of {', '.join(COUNTRY_PARAMETER_KEYS)}"
+            )
+        if not 1 <= len(value) <= 64 or not NO_SPACE_RE.fullmatch(value):
+            raise OptionError(f"--country-parameter {key} value must be 1-64 characters, no spaces")
+    return dict(params)
+
+
+def check_template(text: str) -> Template:
+    """Parse the message template; a static body is also checked against the service's size limit."""
+    try:
+        template = Template.parse(text)
+    except TemplateError as exc:
+        raise OptionError(f"message template: {exc}") from None
+    if template.is_static:
+        try:
+            body = template.render({})
+        except MissingMergeValue:  # pragma: no cover - a static template has no fields
+            body = text
+        problem = size_problem(body)
+        if problem:
+            raise OptionError(f"message: {problem}")
+    elif not template.literal_text.strip() and not template.columns:
+        raise OptionError("message is empty")
+    return template
