@@ -578,14 +578,23 @@ def _write_report(fh: Any, rows: Any) -> int:
 
 @cli.command()
 @click.argument("name")
-@click.option("--prices", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Price table CSV: country, price_per_part[, carrier_fee_per_part].")
-@click.option("--mps", type=click.FloatRange(min=0.01, max=10_000), default=None,
-              help="Parts per second for the duration (default: from the origination identity).")
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Price table CSV: country, price_per_part[, carrier_fee_per_part].",
+)
+@click.option(
+    "--mps",
+    type=click.FloatRange(min=0.01, max=10_000),
+    default=None,
+    help="Parts per second for the duration (default: from the origination identity).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_settings
-def estimate(settings: Settings, name: str, prices: Path | None, mps: float | None,
-             as_json: bool) -> None:
+def estimate(
+    settings: Settings, name: str, prices: Path | None, mps: float | None, as_json: bool
+) -> None:
     """What sending the pending recipients will cost and take, before anything goes out.
 
     Offline: no API call. Per destination country: recipients, messages by encoding (GSM-7,
@@ -607,7 +616,7 @@ def estimate(settings: Settings, name: str, prices: Path | None, mps: float | No
         campaign = ledger.get_campaign(name)
         table = PriceTable.load(prices) if prices else None
         if mps is not None:
-            rate, why = mps, "from --mps"
+            rate, why = mps, "--mps"
         else:
             guess = guess_origination(campaign.origination_identity)
             rate, why = default_mps(guess.number_type, guess.iso_country)

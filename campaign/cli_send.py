@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from campaign.cli import EXIT_HALTED, EXIT_INTERRUPTED, _duration, say, user_errors
+from campaign.cli import Halted, Interrupted, _duration, say, user_errors
 from campaign.config import Settings
 from campaign.ledger import SenderBusy
 from campaign.models import RecipientState
@@ -21,12 +21,6 @@ from campaign.sender import Sender, SendOptions, SendStats, StopReason, StopSign
 from campaign.sms import ClientSettings, SmsConfigError, describe_origination, make_client
 
 DRY_RUN_MAX_MPS = 5.0
-
-
-class _Exit(click.ClickException):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.exit_code = code
 
 
 def run_send(
@@ -53,12 +47,16 @@ def run_send(
         # MPS: the user's, or the identity's default from its number type.
         bootstrap = _client(settings, 4, timeout)
         if mps is not None:
-            rate, why = mps, "from --mps"
+            rate, why = mps, "--mps"
         else:
             info = describe_origination(bootstrap, campaign.origination_identity)
-            rate, why = default_mps(info.number_type, info.iso_country, dry_run=dry_run)
-            if info.note:
-                why = f"{why}; {info.note}"
+            if info.rate_limit is not None:
+                rate = info.rate_limit
+                why = "the number's rate limit from DescribePhoneNumbers; --mps overrides"
+            else:
+                rate, why = default_mps(info.number_type, info.iso_country)
+                if info.note:
+                    why = f"{why}; {info.note}"
         if dry_run and rate > DRY_RUN_MAX_MPS:
             rate, why = DRY_RUN_MAX_MPS, f"AWS caps dry runs at {DRY_RUN_MAX_MPS:g} MPS"
 
@@ -308,12 +306,11 @@ def _finish(
     for reason, n in sorted(stats.failures.items(), key=lambda kv: -kv[1])[:6]:
         say(f"  {n:>7}  {reason}", settings)
     if stats.stop == StopReason.INTERRUPTED:
-        raise _Exit(f"interrupted; run `campaign send {name}` again to resume", EXIT_INTERRUPTED)
+        raise Interrupted(f"interrupted; run `campaign send {name}` again to resume")
     if stats.stop in (StopReason.HALTED, StopReason.BUDGET):
-        raise _Exit(
+        raise Halted(
             f"halted: {stats.halt_reason}. Nothing more was claimed; run "
-            f"`campaign send {name}` again once fixed",
-            EXIT_HALTED,
+            f"`campaign send {name}` again once fixed"
         )
     if stats.stop == StopReason.GAVE_UP:
         raise click.ClickException(
@@ -370,4 +367,4 @@ def _sample_report(settings: Settings, ledger: Any, campaign_id: int, run_id: in
     )
 
 
-__all__ = ["EXIT_HALTED", "run_send"]
+__all__ = ["run_send"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -35,7 +36,7 @@ class Settings:
             return False
         if os.environ.get("CAMPAIGN_FORCE_PROGRESS"):
             return True
-        return click.get_text_stream("stderr").isatty()
+        return sys.stderr.isatty()
 
 
 pass_settings = click.make_pass_decorator(Settings)

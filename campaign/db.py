@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from campaign import migrations as _migrations_package
+import campaign.migrations as _migrations_package
 from campaign.errors import UserError
 
 MIGRATIONS_DIR = Path(_migrations_package.__file__).resolve().parent

@@ -317,7 +317,7 @@ class Ledger:
                     columns=json.dumps(list(columns)),
                     created_at=stamp,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             total = 0
             for batch in batches:
                 if not batch:
@@ -339,8 +339,8 @@ class Ledger:
                     insert(ucs2_characters),
                     [{**r, "campaign_id": campaign_id, "import_id": import_id} for r in ucs2_rows],
                 )
-            row = conn.execute(select(imports).where(imports.c.id == import_id)).one()
-        return _import_record(row)
+            record = conn.execute(select(imports).where(imports.c.id == import_id)).one()
+        return _import_record(record)
 
     def ucs2_report(self, campaign_id: int) -> list[Ucs2Character]:
         with self.engine.connect() as conn:
@@ -539,7 +539,7 @@ class Ledger:
                         concurrency=concurrency,
                         started_at=now(),
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             )
 
     def end_run(self, run_id: int, exit_code: int, note: str | None = None) -> None:

@@ -145,7 +145,7 @@ def pid_alive(pid: int | None) -> bool:
 
 def _call(client: Any, request: dict[str, Any]) -> dict[str, Any] | BaseException:
     try:
-        return client.send_text_message(**request)  # type: ignore[no-any-return]
+        return client.send_text_message(**request)
     except BaseException as exc:  # the loop thread classifies every outcome
         return exc
 

@@ -85,7 +85,7 @@ def make_client(settings: ClientSettings) -> Any:
         kwargs["aws_access_key_id"] = "simulator"
         kwargs["aws_secret_access_key"] = "simulator"
     try:
-        client = session.client(SERVICE, **kwargs)
+        client = session.client(SERVICE, **kwargs)  # type: ignore[call-overload]
     except NoRegionError:
         raise SmsConfigError(
             "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
@@ -148,31 +148,52 @@ class OriginationInfo:
     number_type: str | None
     iso_country: str | None
     note: str | None = None
+    rate_limit: float | None = None  # MessagingLimits.RateLimits, when the API gives one
+
+
+DESCRIBE_MAX_PAGES = 10  # Describe* calls are limited to about 1 request per second
 
 
 def describe_origination(client: Any, identity: str) -> OriginationInfo:
-    """What the API says about the origination identity (for the default MPS). Never raises."""
-    looks_like_number = (
-        E164_RE.fullmatch(identity)
-        or identity.startswith("phone-")
-        or (":phone-number/" in identity)
-    )
-    if not looks_like_number:
+    """What the API says about the origination identity (for the default MPS). Never raises.
+
+    DescribePhoneNumbers takes ids and ARNs only, so an E.164 number is found by listing the
+    account's numbers and matching `PhoneNumber`."""
+    is_id = identity.startswith("phone-") or ":phone-number/" in identity
+    if not (is_id or E164_RE.fullmatch(identity)):
         if identity.startswith("pool-") or ":pool/" in identity:
             return OriginationInfo(None, None, "a pool: its MPS is the sum of its members'")
         return OriginationInfo("SENDER_ID", None)
     try:
-        response = client.describe_phone_numbers(PhoneNumberIds=[identity])
+        if is_id:
+            numbers = client.describe_phone_numbers(PhoneNumberIds=[identity]).get(
+                "PhoneNumbers", []
+            )
+        else:
+            numbers = []
+            paginator = client.get_paginator("describe_phone_numbers")
+            pages = paginator.paginate(PaginationConfig={"MaxItems": 100 * DESCRIBE_MAX_PAGES})
+            for page in pages:
+                numbers.extend(
+                    n for n in page.get("PhoneNumbers", []) if n.get("PhoneNumber") == identity
+                )
+                if numbers:
+                    break
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         return OriginationInfo(None, None, f"DescribePhoneNumbers said {code}")
     except (BotoCoreError, NoCredentialsError) as exc:
         return OriginationInfo(None, None, f"DescribePhoneNumbers failed: {exc}")
-    numbers = response.get("PhoneNumbers") or []
     if not numbers:
-        return OriginationInfo(None, None, "DescribePhoneNumbers found no such number")
+        return OriginationInfo(None, None, "not among this account's phone numbers")
     first = numbers[0]
-    return OriginationInfo(first.get("NumberType"), first.get("IsoCountryCode"))
+    limits = (first.get("MessagingLimits") or {}).get("RateLimits") or {}
+    rate = limits.get("SMS")
+    return OriginationInfo(
+        first.get("NumberType"),
+        first.get("IsoCountryCode"),
+        rate_limit=float(rate) if isinstance(rate, int | float) and rate > 0 else None,
+    )
 
 
 TOLL_FREE_NPA = frozenset({"800", "833", "844", "855", "866", "877", "888"})
