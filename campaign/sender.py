@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ParamValidationError
-
 from campaign.ledger import Campaign, Claim, Ledger, Settlement
 from campaign.message import Template, gsm_safe
 from campaign.models import RecipientState
@@ -190,6 +188,8 @@ class Sender:
         self._retries: list[_Retry] = []
         self._seq = itertools.count()
         self._tries: dict[int, int] = {}
+        self._failing_in_a_row = 0
+        self._breaker = max(20, 2 * options.concurrency)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ class Sender:
         if opts.sample is not None:
             self._buffer.extend(opts.sample)
             self._exhausted = True
-        inflight: dict[Future[Any], tuple[Claim, int]] = {}
+        inflight: dict[Future[Any], tuple[Claim, float]] = {}
         settle: list[Settlement] = []
         settle_since = 0.0
         last_beat = self.clock()
@@ -236,9 +236,9 @@ class Sender:
                 # 1. collect returned calls
                 done = [f for f in inflight if f.done()]
                 for future in done:
-                    claim, parts = inflight.pop(future)
+                    claim, sent_at = inflight.pop(future)
                     outcome = self._outcome(future.result())
-                    halt = self._apply(claim, parts, outcome, settle)
+                    halt = self._apply(claim, sent_at, outcome, settle)
                     if halt and stopping is None:
                         stopping = StopReason.HALTED
                         self.stats.halt_reason = halt
@@ -335,7 +335,7 @@ class Sender:
         return None
 
     def _launch(
-        self, pool: ThreadPoolExecutor, inflight: dict[Future[Any], tuple[Claim, int]]
+        self, pool: ThreadPoolExecutor, inflight: dict[Future[Any], tuple[Claim, float]]
     ) -> float | str | None:
         """Claim as many recipients as the free slots and the rate allow, and start their calls.
 
@@ -405,7 +405,7 @@ class Sender:
                 request = build_request(
                     self.campaign, claim, self._body(claim), dry_run=opts.dry_run
                 )
-                inflight[pool.submit(_call, self.client, request)] = (claim, claim.parts)
+                inflight[pool.submit(_call, self.client, request)] = (claim, self.clock())
             if wait_for is None:
                 wait_for = 0.0
         return wait_for
@@ -417,24 +417,22 @@ class Sender:
     # -- outcomes --------------------------------------------------------------------------------
 
     def _outcome(self, result: Any) -> Outcome:
-        if isinstance(result, ParamValidationError):
-            # botocore refused the request before sending it: nothing went out.
-            return Outcome(Decision.FAILED, f"ParamValidationError: {result}")
         if isinstance(result, BaseException) and not isinstance(result, Exception):
             raise result  # KeyboardInterrupt/SystemExit inside a worker: let it end the loop
         return classify(result)
 
     def _apply(
-        self, claim: Claim, parts: int, outcome: Outcome, settle: list[Settlement]
+        self, claim: Claim, sent_at: float, outcome: Outcome, settle: list[Settlement]
     ) -> str | None:
         """Record one outcome; returns a halt reason for account-level errors."""
         stats = self.stats
         rid = claim.recipient_id
+        parts = claim.parts
         dry = self.options.dry_run
         decision = outcome.decision
         if outcome.throttled:
             stats.throttles += 1
-            self.adaptive.on_throttle()
+            self.adaptive.on_throttle(sent_at)
             self.limiter.set_rate(self.adaptive.rate)
         if decision is Decision.SENT:
             self.adaptive.on_success(parts)
@@ -450,6 +448,17 @@ class Sender:
                     stats.spend += cost
                 settle.append(Settlement(rid, "sent", S.SENT, outcome.message_id, None))
             return None
+        if decision is Decision.RETRY and not outcome.throttled:
+            self._failing_in_a_row += 1
+            if self._failing_in_a_row >= self._breaker:
+                # A wrong endpoint or an outage: don't walk the whole list retrying each one.
+                settle.append(Settlement(rid, "error", None, None, outcome.reason))
+                return (
+                    f"the service is not answering: {self._failing_in_a_row} calls in a row "
+                    f"failed without being sent (last: {outcome.reason})"
+                )
+        else:
+            self._failing_in_a_row = 0
         if decision is Decision.RETRY:
             tries = self._tries.get(rid, 0) + 1
             delay = retry_delay(outcome, tries)

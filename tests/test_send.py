@@ -397,3 +397,19 @@ def test_sigkill_at_random_moments_never_double_sends(
     assert len(accepted) >= counts["sent"]
     runs = ledger_rows(isolated_env, "SELECT count(*) FROM runs")[0][0]
     assert runs == kills + 1
+
+
+def test_unreachable_endpoint_halts_instead_of_walking_the_list(run: Cli, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    make_campaign(run, tmp_path, 200)
+    result = run(
+        "--endpoint-url", f"http://127.0.0.1:{port}", "send", "c1", "--yes", "--mps", "500", code=4
+    )
+    assert "not answering" in result.stderr
+    counts = status(run)["counts"]
+    # Nothing was sent, nothing is in doubt: everyone is still pending.
+    assert counts["pending"] == 200 and counts["unknown"] == 0 and counts["sending"] == 0
