@@ -436,6 +436,8 @@ class _SendRequest:
     context: Mapping[str, str] | None
     country_parameters: Mapping[str, str] | None
     dry_run: bool
+    protect_configuration_id: str | None = None
+    message_feedback: bool = False
 
 
 def _parse_send(request: Mapping[str, Any]) -> _SendRequest:
@@ -526,7 +528,13 @@ def _parse_send(request: Mapping[str, Any]) -> _SendRequest:
         context=context,
         country_parameters=country_parameters,
         dry_run=request.get("DryRun") is True,
+        protect_configuration_id=_optional_str(request.get("ProtectConfigurationId")),
+        message_feedback=request.get("MessageFeedbackEnabled") is True,
     )
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _resource_type_of(identity: str) -> str:
@@ -936,6 +944,12 @@ class Simulator:
             "max_price": request.max_price,
             "ttl": request.ttl,
             "configuration_set": request.configuration_set,
+            "keyword": request.keyword,
+            "country_parameters": (
+                dict(request.country_parameters) if request.country_parameters else None
+            ),
+            "protect_configuration_id": request.protect_configuration_id,
+            "message_feedback": request.message_feedback,
             "event": event,
         }
 

@@ -72,6 +72,13 @@ def test_send_delivers_everyone_once_with_context_and_options(
             "default",
             "--context",
             "team=growth",
+            "--keyword",
+            "SALE",
+            "--country-parameter",
+            "IN_ENTITY_ID=1201159",
+            "--protect-configuration-id",
+            "protect-0123",
+            "--message-feedback",
         ),
     )
     result = send(run, simulator, "--mps", "200")
@@ -85,6 +92,10 @@ def test_send_delivers_everyone_once_with_context_and_options(
     assert first["message_type"] == "TRANSACTIONAL"
     assert first["max_price"] == "0.05" and first["ttl"] == 3600
     assert first["configuration_set"] == "default"
+    assert first["keyword"] == "SALE"
+    assert first["country_parameters"] == {"IN_ENTITY_ID": "1201159"}
+    assert first["protect_configuration_id"] == "protect-0123"
+    assert first["message_feedback"] is True
     assert first["context"]["team"] == "growth"
     assert first["context"]["campaign"] == "c1"
     assert first["context"]["recipient"].isdigit()
