@@ -123,6 +123,10 @@ def test_send_returns_message_id_and_logs_the_message(
         "max_price": "0.05",
         "ttl": 300,
         "configuration_set": "default",
+        "keyword": None,
+        "country_parameters": None,
+        "protect_configuration_id": None,
+        "message_feedback": False,
         "event": "TEXT_DELIVERED",
     }
     assert sim.stats().accepted == 1
