@@ -764,7 +764,8 @@ class Ledger:
             if final:
                 conn.execute(
                     update(recipients)
-                    .where(recipients.c.id == _bind("rid"))
+                    # Only this run's claims: a row that is not `sending` is not ours to settle.
+                    .where(recipients.c.id == _bind("rid"), recipients.c.state == S.SENDING.value)
                     .values(
                         state=_bind("state"),
                         message_id=case(

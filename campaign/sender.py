@@ -247,17 +247,11 @@ class Sender:
                     or len(settle) >= 256
                     or self.clock() - settle_since >= SETTLE_MAX_WAIT
                     or stopping
+                    # A recipient going back to pending is committed at once, before its retry
+                    # can be claimed again.
+                    or any(s.state is S.PENDING for s in settle)
                 ):
                     self.ledger.settle(self.run_id, settle)
-                    # Certainly-not-sent claims go back to pending in the same breath.
-                    self.ledger.release(
-                        [
-                            s.recipient_id
-                            for s in settle
-                            if s.outcome in ("throttled", "error") and not opts.dry_run
-                        ],
-                        None,
-                    )
                     settle = []
                 if settle and not settle_since:
                     settle_since = self.clock()
@@ -429,6 +423,7 @@ class Sender:
         rid = claim.recipient_id
         parts = claim.parts
         dry = self.options.dry_run
+        back = None if dry else S.PENDING  # the state of a claim whose call was not sent
         decision = outcome.decision
         if outcome.throttled:
             stats.throttles += 1
@@ -452,7 +447,7 @@ class Sender:
             self._failing_in_a_row += 1
             if self._failing_in_a_row >= self._breaker:
                 # A wrong endpoint or an outage: don't walk the whole list retrying each one.
-                settle.append(Settlement(rid, "error", None, None, outcome.reason))
+                settle.append(Settlement(rid, "error", back, None, outcome.reason))
                 return (
                     f"the service is not answering: {self._failing_in_a_row} calls in a row "
                     f"failed without being sent (last: {outcome.reason})"
@@ -462,9 +457,10 @@ class Sender:
         if decision is Decision.RETRY:
             tries = self._tries.get(rid, 0) + 1
             delay = retry_delay(outcome, tries)
+            # Certainly not sent: back to pending (and into this run's retry queue).
             settle.append(
                 Settlement(
-                    rid, "throttled" if outcome.throttled else "error", None, None, outcome.reason
+                    rid, "throttled" if outcome.throttled else "error", back, None, outcome.reason
                 )
             )
             if delay is None:
@@ -480,9 +476,7 @@ class Sender:
         reason = outcome.reason or decision.name.lower()
         if decision is Decision.HALT:
             # Not sent (the service refused it for the whole account): back to pending.
-            settle.append(Settlement(rid, "error", None, None, reason))
-            if not dry:
-                self.ledger.release([rid], None)
+            settle.append(Settlement(rid, "error", back, None, reason))
             return reason
         kind = reason.split(":", 1)[-1].strip() or reason
         stats.failures[kind] = stats.failures.get(kind, 0) + 1
