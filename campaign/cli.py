@@ -270,7 +270,17 @@ def create(
         settings,
     )
     if recipients is not None:
-        _run_import(settings, campaign, recipients, _import_options(default_region=default_region))
+        try:
+            _run_import(
+                settings, campaign, recipients, _import_options(default_region=default_region)
+            )
+        except click.ClickException as exc:
+            # The campaign stays: say so, or the next `create` fails with "already exists".
+            exc.message += (
+                f"; campaign {campaign.name!r} was created without these recipients: "
+                f"fix the file, then run `campaign import {campaign.name} FILE`"
+            )
+            raise
 
 
 # -- import --------------------------------------------------------------------------------------
@@ -543,7 +553,11 @@ def report(settings: Settings, name: str, output: str) -> None:
         else:
             path = Path(output)
             tmp = path.with_name(path.name + ".part")
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
+            try:
+                fh = tmp.open("w", newline="", encoding="utf-8")
+            except OSError as exc:  # name the file asked for, not the temporary one
+                raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+            with fh:
                 n = _write_report(fh, rows)
             tmp.replace(path)  # never leave a half-written report under the real name
             say(f"Wrote {n} rows to {path}", settings)

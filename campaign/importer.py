@@ -14,6 +14,8 @@ import csv
 import hashlib
 import json
 import os
+import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -26,18 +28,24 @@ import pandas as pd
 from campaign.errors import UserError
 from campaign.ledger import Campaign, ImportRecord, Ledger
 from campaign.message import (
+    MAX_GSM7_CHARS,
+    MAX_UCS2_CHARS,
     UCS2,
+    BodyCount,
     MissingMergeValue,
     Template,
     count_body,
     gsm_safe,
     normalize_column_name,
+    size_problem,
     ucs2_characters,
 )
 from campaign.models import RecipientState
 from campaign.phones import Normalizer
 
 CHUNK_ROWS = 50_000
+# The start of the file, for the delimiter sniffer and the byte-order-mark / binary checks.
+HEAD_BYTES = 65_536
 # Below this many rows a process pool costs more than it saves.
 PARALLEL_MIN_ROWS = 100_000
 DELIMITERS = ",;\t|"
@@ -104,65 +112,139 @@ def _normalize_header(name: str) -> str:
 
 
 def inspect_file(path: Path, encoding: str | None, delimiter: str | None) -> FileFacts:
-    """Hash the file, settle its encoding and delimiter, count its lines (one pass over the bytes)."""
+    """Hash the file, settle its encoding and delimiter, count its lines.
+
+    The encoding is checked over the whole file here, before anything is written: a stray byte
+    on line 900,000 is reported with its line, not discovered halfway through the import.
+    """
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise ImportFailed(f"cannot read {path}: {exc.strerror}") from None
     if size == 0:
         raise ImportFailed(f"{path} is empty: expected a header row and at least one data row")
+    if encoding is not None:
+        encoding = _check_encoding_name(encoding)
     digest = hashlib.sha256()
     lines = 0
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    utf8_ok = True
     head = b""
+    # Checked in this pass: the encoding asked for, or UTF-8 (the first guess).
+    checker = _DecodeCheck(encoding or "utf-8")
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
+            if len(head) < HEAD_BYTES:
+                head += block[: HEAD_BYTES - len(head)]
+            checker.feed(block, lines)
             lines += block.count(b"\n")
-            if len(head) < 65536:
-                head += block[: 65536 - len(head)]
-            if utf8_ok and encoding is None:
-                try:
-                    utf8.decode(block)
-                except UnicodeDecodeError:
-                    utf8_ok = False
+    checker.finish(lines)
+    _refuse_binary(path, head, encoding)
     if encoding is None:
-        if head.startswith(codecs.BOM_UTF8):
-            encoding = "utf-8-sig"
-        elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            encoding = "utf-16"
-        elif utf8_ok:
-            encoding = "utf-8"
-        else:
-            # Excel on Windows writes cp1252; it is latin-1 plus curly quotes, dashes and the euro
-            # sign. Bytes cp1252 leaves undefined fall back to latin-1, which decodes anything.
-            try:
-                head.decode("cp1252")
-                encoding = "cp1252"
-            except UnicodeDecodeError:
-                encoding = "latin-1"
-    else:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise ImportFailed(
-                f"unknown encoding {encoding!r} (try utf-8, cp1252 or latin-1)"
-            ) from None
-    try:
-        text = head.decode(encoding, errors="ignore" if len(head) == 65536 else "strict")
-    except UnicodeDecodeError as exc:
+        encoding = _detect_encoding(path, head, checker)
+    elif checker.error is not None:
         raise ImportFailed(
-            f"{path} is not valid {encoding} (byte {exc.start}); pass the right --encoding"
-        ) from None
-    text = text.lstrip("\ufeff")
+            f"{path} is not valid {encoding}: {checker.error}; pass the right --encoding "
+            "(utf-8, cp1252 or latin-1 are the usual ones)"
+        )
+    text = head.decode(encoding, errors="ignore").lstrip("\ufeff")
     if delimiter is None:
         delimiter = _sniff_delimiter(text)
     elif delimiter in ("\\t", "tab", "TAB"):
         delimiter = "\t"
-    if len(delimiter) != 1:
-        raise ImportFailed(f"--delimiter must be one character, not {delimiter!r}")
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise ImportFailed(
+            f"--delimiter must be one character other than a quote or a line break, "
+            f"not {delimiter!r}"
+        )
     return FileFacts(digest.hexdigest(), encoding, delimiter, size, lines)
+
+
+def _check_encoding_name(encoding: str) -> str:
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ImportFailed(f"unknown encoding {encoding!r} (try utf-8, cp1252 or latin-1)")
+    return encoding
+
+
+class _DecodeCheck:
+    """Feeds a file's blocks to an incremental decoder; remembers where the first bad byte is."""
+
+    def __init__(self, encoding: str) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+        self._offset = 0
+        self.error: str | None = None
+
+    def feed(self, block: bytes, lines_before: int, final: bool = False) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._decoder.decode(block, final)
+        except UnicodeDecodeError as exc:
+            # exc.object is the decoder's held-back bytes followed by this block.
+            inside = exc.start - (len(exc.object) - len(block))
+            line = lines_before + block[: max(inside, 0)].count(b"\n") + 1
+            self.error = f"byte {self._offset + inside} (line {line}) cannot be decoded"
+        self._offset += len(block)
+
+    def finish(self, lines: int) -> None:
+        self.feed(b"", lines, final=True)
+
+
+def _first_decode_error(path: Path, encoding: str) -> str | None:
+    checker = _DecodeCheck(encoding)
+    lines = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            checker.feed(block, lines)
+            if checker.error is not None:
+                return checker.error
+            lines += block.count(b"\n")
+    checker.finish(lines)
+    return checker.error
+
+
+def _detect_encoding(path: Path, head: bytes, utf8: _DecodeCheck) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        if utf8.error is not None:
+            raise ImportFailed(
+                f"{path} starts like UTF-8 (byte order mark) but {utf8.error}; "
+                "pass the right --encoding"
+            )
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        problem = _first_decode_error(path, "utf-16")
+        if problem is not None:
+            raise ImportFailed(
+                f"{path} starts like UTF-16 (byte order mark) but {problem}; "
+                "pass the right --encoding"
+            )
+        return "utf-16"
+    if utf8.error is None:
+        return "utf-8"
+    # Excel on Windows writes cp1252: latin-1 plus curly quotes, dashes and the euro sign. The
+    # five bytes cp1252 leaves undefined mean it is not cp1252; latin-1 decodes anything.
+    return "cp1252" if _first_decode_error(path, "cp1252") is None else "latin-1"
+
+
+def _refuse_binary(path: Path, head: bytes, encoding: str | None) -> None:
+    """A workbook or other binary file is not a CSV: say so instead of reading garbage."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ImportFailed(
+            f"{path} is a spreadsheet workbook or an archive, not a CSV: "
+            "save it as 'CSV UTF-8' first"
+        )
+    if (
+        encoding is None
+        and b"\x00" in head
+        and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    ):
+        raise ImportFailed(
+            f"{path} contains NUL bytes: not a text CSV, or UTF-16 without a byte order mark "
+            "(then pass --encoding utf-16-le or utf-16-be)"
+        )
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -178,24 +260,41 @@ def _sniff_delimiter(text: str) -> str:
 
 
 def _pick_column(
-    headers: dict[str, str], wanted: str | None, candidates: Sequence[str], what: str, option: str
+    path: Path,
+    headers: dict[str, str],
+    wanted: str | None,
+    candidates: Sequence[str],
+    option: str,
+    delimiter: str,
 ) -> str | None:
-    """The real header name for a column, matched case-insensitively, ignoring spaces around it."""
+    """The real header name for a column, matched case-insensitively, ignoring spaces around it:
+    `wanted` when the user named one (an error if it is missing), else the first candidate found."""
     if wanted is not None:
         key = _normalize_header(wanted)
         if key not in headers:
             raise ImportFailed(
-                f"no column {wanted!r} in the file (columns: {', '.join(headers.values())})"
+                f"{option} {wanted!r}: {path.name} has no such column "
+                f"({_describe_columns(headers, delimiter)})"
             )
         return headers[key]
     for candidate in candidates:
         if candidate in headers:
             return headers[candidate]
-    if what == "phone":
-        raise ImportFailed(
-            f"no phone column found (columns: {', '.join(headers.values())}); name it with {option}"
-        )
     return None
+
+
+def _describe_columns(headers: dict[str, str], delimiter: str) -> str:
+    """'columns: a, b, c' for an error line; a hint when the delimiter looks wrong."""
+    names = list(headers.values())
+    shown = ", ".join(repr(n) for n in names[:20]) + (
+        f", ... ({len(names)} in all)" if len(names) > 20 else ""
+    )
+    text = f"columns: {shown}"
+    if len(names) == 1:
+        others = [d for d in DELIMITERS if d != delimiter and d in names[0]]
+        if others:
+            text += f"; read with delimiter {delimiter!r}: pass --delimiter {others[0]!r}?"
+    return text
 
 
 # -- the per-chunk work (runs in worker processes for large files) --------------------------------
@@ -220,15 +319,22 @@ def _worker_init(work: ChunkWork) -> None:
     )
 
 
-# (e164, country, state-or-None, reason, parts, encoding)
+# (e164, country, state-or-None, reason, parts, encoding). An invalid row has no e164: the
+# report's `phone` is empty when the row is invalid (SPEC), and an invalid row must not make a
+# later row with the same number a `duplicate`.
 RowResult = tuple[str | None, str | None, str | None, str | None, int | None, str | None]
+# (character, source, extra parts) for each character that forces a body into UCS-2.
+Finding = tuple[str, str, int]
+# Row index in the chunk -> that row's findings. Kept per row so that only the rows that end up
+# `pending` (not duplicates) count in the import's UCS-2 totals.
+RowFindings = dict[int, list[Finding]]
 
 
 def process_chunk(
     phones: Sequence[Any], regions: Sequence[Any] | None, fields: dict[str, Sequence[Any]]
-) -> tuple[list[RowResult], list[tuple[str, str, int]]]:
-    """Normalize, render and count one chunk. Returns per-row results and UCS-2 findings
-    (character, source, extra parts) for the rows that came out UCS-2."""
+) -> tuple[list[RowResult], RowFindings]:
+    """Normalize, render and count one chunk. Returns per-row results and the UCS-2 findings of
+    the rows that came out UCS-2."""
     work: ChunkWork = _worker_state["work"]
     template: Template = _worker_state["template"]
     normalizer: Normalizer = _worker_state["normalizer"]
@@ -236,12 +342,15 @@ def process_chunk(
         phones, [r if r else None for r in regions] if regions is not None else None
     )
     columns = list(fields)
-    static_count = None
+    findings: RowFindings = {}
+    static_count = static_findings = None
     if template.is_static:
         body = template.render({})
-        static_count = count_body(gsm_safe(body) if work.gsm_safe else body)
+        if work.gsm_safe:
+            body = gsm_safe(body)
+        static_count = count_body(body)
+        static_findings = _ucs2_findings(template, {}, body, static_count, work.gsm_safe)
     out: list[RowResult] = []
-    ucs2: list[tuple[str, str, int]] = []
     invalid = RecipientState.INVALID.value
     for i, result in enumerate(phone_results):
         if result.e164 is None:
@@ -251,58 +360,55 @@ def process_chunk(
             out.append(
                 (result.e164, result.country, None, None, static_count.parts, static_count.encoding)
             )
+            if static_findings:
+                findings[i] = static_findings
             continue
         values = {c: fields[c][i] for c in columns}
         try:
             body = template.render(values)
         except MissingMergeValue as exc:
-            out.append(
-                (
-                    result.e164,
-                    result.country,
-                    invalid,
-                    f"empty merge field '{exc.column}' and no fallback",
-                    None,
-                    None,
-                )
-            )
+            reason = f"empty merge field {{{exc.column}}} and no fallback"
+            out.append((None, result.country, invalid, reason, None, None))
             continue
         if work.gsm_safe:
             body = gsm_safe(body)
         counted = count_body(body)
-        problem = _size_problem_of(counted)
+        problem = _body_problem(body, counted)
         if problem:
-            out.append(
-                (result.e164, result.country, invalid, problem, counted.parts, counted.encoding)
-            )
+            out.append((None, result.country, invalid, problem, counted.parts, counted.encoding))
             continue
         out.append((result.e164, result.country, None, None, counted.parts, counted.encoding))
         if counted.encoding == UCS2:
-            ucs2.extend(_ucs2_findings(template, values, body, counted.parts, work.gsm_safe))
-    return out, ucs2
+            findings[i] = _ucs2_findings(template, values, body, counted, work.gsm_safe)
+    return out, findings
 
 
-def _size_problem_of(counted: Any) -> str | None:
-    from campaign.message import MAX_GSM7_CHARS, MAX_UCS2_CHARS
-
-    limit = MAX_UCS2_CHARS if counted.encoding == UCS2 else MAX_GSM7_CHARS
-    if counted.units > limit:
+def _body_problem(body: str, counted: BodyCount) -> str | None:
+    """Why the service would refuse this row's rendered body, or None. Reasons start with a
+    short kind before the colon: the import summary groups rows by it."""
+    if not body or body.isspace():
+        return "message empty: every field in it is empty for this row"
+    if size_problem(body, count=counted):
+        limit = MAX_UCS2_CHARS if counted.encoding == UCS2 else MAX_GSM7_CHARS
         return (
-            f"message too long: {counted.units} {counted.encoding} characters "
+            f"message too long: {counted.units} {counted.encoding} characters once filled in "
             f"(the service takes at most {limit})"
         )
     return None
 
 
 def _ucs2_findings(
-    template: Template, values: dict[str, Any], body: str, parts: int, safe: bool
+    template: Template, values: dict[str, Any], body: str, counted: BodyCount, safe: bool
 ) -> list[tuple[str, str, int]]:
+    """(character, source, extra parts) for each character that forces this body into UCS-2."""
+    if counted.encoding != UCS2:
+        return []
     chars = ucs2_characters(body)
     if not chars:
         return []
     # Parts the row would take if those characters were GSM-7: what they cost.
     gsm_parts = count_body("".join("?" if c in chars else c for c in body)).parts
-    extra = parts - gsm_parts
+    extra = counted.parts - gsm_parts
     findings = []
     literal = gsm_safe(template.literal_text) if safe else template.literal_text
     for char in chars:
@@ -329,6 +435,19 @@ def import_file(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> ImportSummary:
+    work = ChunkWork(
+        campaign.template,
+        campaign.gsm_safe,
+        options.default_region.strip().upper() if options.default_region else None,
+        options.allow_non_mobile,
+    )
+    try:
+        Normalizer(work.default_region)  # an unknown region fails here, not in a worker
+    except ValueError:
+        raise ImportFailed(
+            f"--default-region {options.default_region!r} is not a known country code "
+            "(ISO alpha-2, e.g. US, GB, DE)"
+        ) from None
     facts = inspect_file(path, options.encoding, options.delimiter)
     previous = ledger.find_import(campaign.id, facts.sha256)
     if previous is not None:
@@ -337,21 +456,29 @@ def import_file(
         on_total(max(facts.lines - 1, 0))
 
     template = Template.parse(campaign.template)
-    reader = _open_reader(path, facts)
-    try:
-        first = next(reader)
-    except StopIteration:
-        raise ImportFailed(f"{path} has no header row") from None
+    reader = _read_chunks(path, facts)
+    first = next(reader, None)
+    if first is None:
+        raise ImportFailed(f"{path} has no header row")
     headers = {_normalize_header(str(c)): str(c) for c in first.columns}
     if len(first) == 0:
         raise ImportFailed(f"{path} has a header but no data rows")
     phone_col = _pick_column(
-        headers, options.phone_column, PHONE_COLUMN_NAMES, "phone", "--phone-column"
+        path, headers, options.phone_column, PHONE_COLUMN_NAMES, "--phone-column", facts.delimiter
     )
-    assert phone_col is not None
+    if phone_col is None:
+        raise ImportFailed(
+            f"no phone column in {path.name} ({_describe_columns(headers, facts.delimiter)}); "
+            "name it with --phone-column"
+        )
     country_col = (
         _pick_column(
-            headers, options.country_column, COUNTRY_COLUMN_NAMES, "country", "--country-column"
+            path,
+            headers,
+            options.country_column,
+            COUNTRY_COLUMN_NAMES,
+            "--country-column",
+            facts.delimiter,
         )
         if options.country_column
         else None
@@ -361,20 +488,15 @@ def import_file(
         key = _normalize_header(column)
         if key not in headers:
             raise ImportFailed(
-                f"the message uses column {{{column}}} but {path.name} has no such column "
-                f"(columns: {', '.join(headers.values())})"
+                f"the message uses {{{column}}} but {path.name} has no column {column!r} "
+                f"({_describe_columns(headers, facts.delimiter)})"
             )
         merge_cols[column] = headers[key]
 
-    work = ChunkWork(
-        campaign.template,
-        campaign.gsm_safe,
-        options.default_region.upper() if options.default_region else None,
-        options.allow_non_mobile,
-    )
     seen = {int(p[1:]) for p in ledger.known_phones(campaign.id)}
     summary = ImportSummary(None, None, facts.encoding, facts.delimiter)
     counters = {"accepted": 0, "duplicates": 0, "invalid": 0}
+    # (character, source) -> [rows, extra parts], over the rows that end up pending.
     ucs2_totals: dict[tuple[str, str], list[int]] = {}
 
     def chunks() -> Iterator[pd.DataFrame]:
@@ -390,7 +512,7 @@ def import_file(
 
     executor = _executor_for(facts, options, work)
 
-    def results() -> Iterator[tuple[pd.DataFrame, list[RowResult], list[tuple[str, str, int]]]]:
+    def results() -> Iterator[tuple[pd.DataFrame, list[RowResult], RowFindings]]:
         if executor is None:
             _worker_init(work)
             for frame, args in payloads():
@@ -408,17 +530,25 @@ def import_file(
             yield frame0, *future.result()
 
     def batches() -> Iterator[list[dict[str, Any]]]:
+        written = 0
         for frame, rows, ucs2 in results():
             batch = _to_ledger_rows(
-                frame, rows, phone_col, merge_cols, seen, counters, summary.invalid_reasons
+                frame,
+                rows,
+                phone_col,
+                merge_cols,
+                seen,
+                counters,
+                summary.invalid_reasons,
+                ucs2,
+                ucs2_totals,
             )
-            for char, source, extra in ucs2:
-                slot = ucs2_totals.setdefault((char, source), [0, 0])
-                slot[0] += 1
-                slot[1] += extra
             if progress:
                 progress(len(frame))
+            written += len(batch)
             yield batch
+        if not written:  # only blank lines under the header; raising here rolls back
+            raise ImportFailed(f"{path} has a header but no data rows")
 
     def finish() -> tuple[int, int, int, list[dict[str, Any]]]:
         ucs2_rows = [
@@ -437,15 +567,8 @@ def import_file(
             batches=batches(),
             finish=finish,
         )
-    except UnicodeDecodeError as exc:
-        raise ImportFailed(
-            f"{path} is not valid {facts.encoding} (byte {exc.start} of a chunk); "
-            "pass the right --encoding; nothing was imported"
-        ) from None
-    except pd.errors.ParserError as exc:
-        raise ImportFailed(
-            f"{path}: malformed CSV: {_one_line(exc)}; nothing was imported"
-        ) from None
+    except _ReadError as exc:  # raised while rows were being written: all of them rolled back
+        raise ImportFailed(f"{exc}; nothing was imported") from None
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)
@@ -465,30 +588,78 @@ def _executor_for(facts: FileFacts, options: ImportOptions, work: ChunkWork) -> 
     return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(work,))
 
 
-def _open_reader(path: Path, facts: FileFacts) -> Iterator[pd.DataFrame]:
-    try:
-        reader = pd.read_csv(
-            path,
-            sep=facts.delimiter,
-            encoding=facts.encoding,
-            dtype=str,  # every cell is text: leading zeros and '+' survive, no 4155552671.0
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            chunksize=CHUNK_ROWS,
-            engine="c",
-            quotechar='"',
-            doublequote=True,
+class _ReadError(ImportFailed):
+    """pandas could not read part of the file."""
+
+
+_FIELD_COUNT = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def _parser_problem(path: Path, exc: Exception) -> str:
+    """pandas' tokenizer error as a line a user can act on. Its "line" counts records (the header
+    is line 1, a quoted field with line breaks is one line), so line - 1 is the data row number
+    that `campaign report` uses."""
+    text = _one_line(exc)
+    found = _FIELD_COUNT.search(text)
+    if found:
+        expected, line, saw = (int(g) for g in found.groups())
+        return (
+            f"{path}: malformed CSV: data row {line - 1} has {saw} fields but the header has "
+            f"{expected} (quote a field that contains the delimiter)"
         )
+    found = _OPEN_QUOTE.search(text)
+    if found:
+        return (
+            f"{path}: malformed CSV: the quoted field opened in data row {found.group(1)} is "
+            "never closed"
+        )
+    return f"{path}: malformed CSV: {text.removeprefix('Error tokenizing data. C error: ')}"
+
+
+def _read_chunks(path: Path, facts: FileFacts) -> Iterator[pd.DataFrame]:
+    """The file as DataFrames of CHUNK_ROWS rows, every cell text. Read errors, wherever in the
+    file they happen, arrive as _ReadError with one clear line."""
+    try:
+        reader = _quietly(
+            lambda: pd.read_csv(
+                path,
+                sep=facts.delimiter,
+                encoding=facts.encoding,
+                dtype=str,  # every cell is text: leading zeros and '+' survive, no 4155552671.0
+                keep_default_na=False,
+                na_filter=False,
+                skip_blank_lines=False,
+                # A trailing delimiter on every data line must not make the first column the
+                # index (that shifts every column by one): the header says what the columns are.
+                index_col=False,
+                chunksize=CHUNK_ROWS,
+                engine="c",
+                quotechar='"',
+                doublequote=True,
+            )
+        )
+        with reader:
+            while (frame := _quietly(lambda: next(reader, None))) is not None:
+                yield frame
     except UnicodeDecodeError as exc:
-        raise ImportFailed(
-            f"{path} is not valid {facts.encoding} (byte {exc.start}); pass the right --encoding"
+        # inspect_file checked the whole file already; this is a codec pandas reads differently.
+        raise _ReadError(
+            f"{path} is not valid {facts.encoding} (byte {exc.start} of a block); "
+            "pass the right --encoding"
         ) from None
     except pd.errors.EmptyDataError:
-        raise ImportFailed(f"{path} has no header row") from None
+        raise _ReadError(f"{path} has no header row") from None
     except pd.errors.ParserError as exc:
-        raise ImportFailed(f"{path}: malformed CSV: {_one_line(exc)}") from None
-    return iter(reader)
+        raise _ReadError(_parser_problem(path, exc)) from None
+
+
+def _quietly(call: Callable[[], Any]) -> Any:
+    # pandas warns when index_col=False drops a trailing empty field; that is the point of it.
+    # Scoped to one call, never across a `yield`, so the caller's warning filters stay intact.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        return call()
 
 
 def _to_ledger_rows(
@@ -499,6 +670,8 @@ def _to_ledger_rows(
     seen: set[int],
     counters: dict[str, int],
     reasons: Counter[str],
+    findings: RowFindings,
+    ucs2_totals: dict[tuple[str, str], list[int]],
 ) -> list[dict[str, Any]]:
     raw_phones = frame[phone_col].tolist()
     numbers = (frame.index + 1).tolist()  # 1-based data row number in the file
@@ -524,6 +697,10 @@ def _to_ledger_rows(
                 seen.add(key)
                 state = pending
                 counters["accepted"] += 1
+                for char, source, extra in findings.get(i, ()):
+                    slot = ucs2_totals.setdefault((char, source), [0, 0])
+                    slot[0] += 1
+                    slot[1] += extra
         else:
             counters["invalid"] += 1
             reasons[_reason_kind(reason)] += 1

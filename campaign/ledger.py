@@ -786,17 +786,6 @@ class Ledger:
                     ],
                 )
 
-    def release(self, recipient_ids: Sequence[int], reason: str | None = None) -> None:
-        """sending -> pending for claims whose call was never made or certainly not accepted."""
-        if not recipient_ids:
-            return
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(recipients)
-                .where(recipients.c.id.in_(recipient_ids), recipients.c.state == S.SENDING.value)
-                .values(state=S.PENDING.value, reason=reason, updated_at=now())
-            )
-
     def attempts_for(self, recipient_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -153,7 +153,12 @@ def check_template(text: str) -> Template:
             body = text
         problem = size_problem(body)
         if problem:
-            raise OptionError(f"message: {problem}")
+            raise OptionError(problem)
     elif not template.literal_text.strip() and not template.columns:
         raise OptionError("message is empty")
+    elif template.literal_text.strip():
+        # Fields only add characters: text already too long without them fails every row.
+        problem = size_problem(template.literal_text)
+        if problem:
+            raise OptionError(f"even without its fields, the {problem}")
     return template
