@@ -276,11 +276,10 @@ def create(
             )
         except click.ClickException as exc:
             # The campaign stays: say so, or the next `create` fails with "already exists".
-            exc.message += (
-                f"; campaign {campaign.name!r} was created without these recipients: "
-                f"fix the file, then run `campaign import {campaign.name} FILE`"
-            )
-            raise
+            raise type(exc)(
+                f"{exc.message}; campaign {campaign.name!r} was created without these "
+                f"recipients: fix the file, then run `campaign import {campaign.name} FILE`"
+            ) from None
 
 
 # -- import --------------------------------------------------------------------------------------

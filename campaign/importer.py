@@ -272,9 +272,8 @@ def _pick_column(
     if wanted is not None:
         key = _normalize_header(wanted)
         if key not in headers:
-            raise ImportFailed(
-                f"{option} {wanted!r}: {path.name} has no such column "
-                f"({_describe_columns(headers, delimiter)})"
+            raise _column_error(
+                path, headers, delimiter, f"{option} {wanted!r}: {path.name} has no such column"
             )
         return headers[key]
     for candidate in candidates:
@@ -283,18 +282,23 @@ def _pick_column(
     return None
 
 
-def _describe_columns(headers: dict[str, str], delimiter: str) -> str:
-    """'columns: a, b, c' for an error line; a hint when the delimiter looks wrong."""
+def _column_error(
+    path: Path, headers: dict[str, str], delimiter: str, problem: str, advice: str = ""
+) -> ImportFailed:
+    """`problem` with the file's columns, or, when the file came out as one column that holds
+    another delimiter, what is really wrong: the delimiter."""
     names = list(headers.values())
-    shown = ", ".join(repr(n) for n in names[:20]) + (
-        f", ... ({len(names)} in all)" if len(names) > 20 else ""
-    )
-    text = f"columns: {shown}"
     if len(names) == 1:
         others = [d for d in DELIMITERS if d != delimiter and d in names[0]]
         if others:
-            text += f"; read with delimiter {delimiter!r}: pass --delimiter {others[0]!r}?"
-    return text
+            return ImportFailed(
+                f"{path.name} read with delimiter {delimiter!r} has one column, "
+                f"{names[0]!r}: pass --delimiter {others[0]!r}"
+            )
+    shown = ", ".join(repr(n) for n in names[:20])
+    if len(names) > 20:
+        shown += f", ... ({len(names)} in all)"
+    return ImportFailed(f"{problem} (columns: {shown}){advice}")
 
 
 # -- the per-chunk work (runs in worker processes for large files) --------------------------------
@@ -399,7 +403,7 @@ def _body_problem(body: str, counted: BodyCount) -> str | None:
 
 def _ucs2_findings(
     template: Template, values: dict[str, Any], body: str, counted: BodyCount, safe: bool
-) -> list[tuple[str, str, int]]:
+) -> list[Finding]:
     """(character, source, extra parts) for each character that forces this body into UCS-2."""
     if counted.encoding != UCS2:
         return []
@@ -409,7 +413,7 @@ def _ucs2_findings(
     # Parts the row would take if those characters were GSM-7: what they cost.
     gsm_parts = count_body("".join("?" if c in chars else c for c in body)).parts
     extra = counted.parts - gsm_parts
-    findings = []
+    findings: list[Finding] = []
     literal = gsm_safe(template.literal_text) if safe else template.literal_text
     for char in chars:
         sources = []
@@ -467,9 +471,12 @@ def import_file(
         path, headers, options.phone_column, PHONE_COLUMN_NAMES, "--phone-column", facts.delimiter
     )
     if phone_col is None:
-        raise ImportFailed(
-            f"no phone column in {path.name} ({_describe_columns(headers, facts.delimiter)}); "
-            "name it with --phone-column"
+        raise _column_error(
+            path,
+            headers,
+            facts.delimiter,
+            f"no phone column in {path.name}",
+            "; name it with --phone-column",
         )
     country_col = (
         _pick_column(
@@ -487,9 +494,11 @@ def import_file(
     for column in template.columns:
         key = _normalize_header(column)
         if key not in headers:
-            raise ImportFailed(
-                f"the message uses {{{column}}} but {path.name} has no column {column!r} "
-                f"({_describe_columns(headers, facts.delimiter)})"
+            raise _column_error(
+                path,
+                headers,
+                facts.delimiter,
+                f"the message uses {{{column}}} but {path.name} has no column {column!r}",
             )
         merge_cols[column] = headers[key]
 
