@@ -7,18 +7,18 @@ older version of the tool is brought forward, not rebuilt.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 import campaign.migrations as _migrations_package
+from campaign.models import SCHEMA_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 from campaign.errors import UserError
 
 MIGRATIONS_DIR = Path(_migrations_package.__file__).resolve().parent
@@ -68,7 +68,12 @@ def make_engine(url: str) -> Engine:
         raise DatabaseError(f"cannot use database URL {parsed!r}: {exc}") from None
 
 
+# Alembic is imported only when a migration runs: every command would otherwise pay for it.
+
+
 def alembic_config(engine: Engine | None = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
@@ -77,16 +82,22 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the ledger to `revision` (the newest by default)."""
+    from alembic import command
+
     config = alembic_config(engine)
     try:
         with engine.begin() as connection:
@@ -96,13 +107,22 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         raise DatabaseError(f"cannot open the ledger {engine.url!r}: {exc.orig}") from None
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    """The ledger's schema revision, read without loading Alembic (None for a blank database)."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError as exc:
+        if "no such table" in str(exc.orig) or "does not exist" in str(exc.orig):
+            return None
+        raise DatabaseError(f"cannot open the ledger {engine.url!r}: {exc.orig}") from None
+    except DBAPIError:  # e.g. PostgreSQL's UndefinedTable
+        return None
+
+
 def open_ledger_engine(url: str) -> Engine:
     """The engine for `url`, upgraded to the newest schema if it is behind."""
     engine = make_engine(url)
-    try:
-        current = current_revision(engine)
-    except OperationalError as exc:
-        raise DatabaseError(f"cannot open the ledger {url}: {exc.orig}") from None
-    if current != head_revision():
+    if _stored_revision(engine) != SCHEMA_REVISION:
         migrate(engine)
     return engine

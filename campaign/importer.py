@@ -16,7 +16,7 @@ import json
 import os
 import re
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -323,22 +323,42 @@ def _worker_init(work: ChunkWork) -> None:
     )
 
 
-# (e164, country, state-or-None, reason, parts, encoding). An invalid row has no e164: the
-# report's `phone` is empty when the row is invalid (SPEC), and an invalid row must not make a
-# later row with the same number a `duplicate`.
-RowResult = tuple[str | None, str | None, str | None, str | None, int | None, str | None]
+# One ledger row, in the order of LEDGER_COLUMNS: (row, raw_phone, phone, country, fields, state,
+# reason, parts, encoding). `state` is None for a row that passed every check: the caller decides
+# `pending` or `duplicate`, in file order. An invalid row has no phone: the report's `phone` is empty
+# when the row is invalid (SPEC), and an invalid row must not make a later one a `duplicate`.
+LEDGER_COLUMNS = (
+    "row",
+    "raw_phone",
+    "phone",
+    "country",
+    "fields",
+    "state",
+    "reason",
+    "parts",
+    "encoding",
+)
+RowResult = tuple[
+    int, str, str | None, str | None, str | None, str | None, str | None, int | None, str | None
+]
 # (character, source, extra parts) for each character that forces a body into UCS-2.
 Finding = tuple[str, str, int]
-# Row index in the chunk -> that row's findings. Kept per row so that only the rows that end up
-# `pending` (not duplicates) count in the import's UCS-2 totals.
+# Index in the returned rows -> that row's findings. Kept per row so that only the rows that end
+# up `pending` (not duplicates) count in the import's UCS-2 totals.
 RowFindings = dict[int, list[Finding]]
 
 
 def process_chunk(
-    phones: Sequence[Any], regions: Sequence[Any] | None, fields: dict[str, Sequence[Any]]
+    first_row: int,
+    phones: Sequence[Any],
+    regions: Sequence[Any] | None,
+    fields: dict[str, Sequence[Any]],
+    blank: Sequence[bool] | None,
 ) -> tuple[list[RowResult], RowFindings]:
-    """Normalize, render and count one chunk. Returns per-row results and the UCS-2 findings of
-    the rows that came out UCS-2."""
+    """Normalize, render, count and serialize one chunk: everything per row that does not depend
+    on the rows before it, so that it can run in a worker process. `first_row` is the 1-based
+    data row number of phones[0]; rows flagged in `blank` (wholly empty lines) are left out, but
+    the numbering still follows the file."""
     work: ChunkWork = _worker_state["work"]
     template: Template = _worker_state["template"]
     normalizer: Normalizer = _worker_state["normalizer"]
@@ -356,34 +376,77 @@ def process_chunk(
         static_findings = _ucs2_findings(template, {}, body, static_count, work.gsm_safe)
     out: list[RowResult] = []
     invalid = RecipientState.INVALID.value
+    dumps = json.dumps
     for i, result in enumerate(phone_results):
+        if blank is not None and blank[i]:
+            continue
+        row = first_row + i
+        raw = phones[i]
+        raw = raw if isinstance(raw, str) else str(raw)
+        values = {c: fields[c][i] for c in columns}
+        fields_json = dumps(values, ensure_ascii=False) if columns else None
         if result.e164 is None:
-            out.append((None, result.country, invalid, result.reason, None, None))
+            out.append(
+                (row, raw, None, result.country, fields_json, invalid, result.reason, None, None)
+            )
             continue
         if static_count is not None:
-            out.append(
-                (result.e164, result.country, None, None, static_count.parts, static_count.encoding)
-            )
             if static_findings:
-                findings[i] = static_findings
+                findings[len(out)] = static_findings
+            out.append(
+                (
+                    row,
+                    raw,
+                    result.e164,
+                    result.country,
+                    fields_json,
+                    None,
+                    None,
+                    static_count.parts,
+                    static_count.encoding,
+                )
+            )
             continue
-        values = {c: fields[c][i] for c in columns}
         try:
             body = template.render(values)
         except MissingMergeValue as exc:
             reason = f"empty merge field {{{exc.column}}} and no fallback"
-            out.append((None, result.country, invalid, reason, None, None))
+            out.append((row, raw, None, result.country, fields_json, invalid, reason, None, None))
             continue
         if work.gsm_safe:
             body = gsm_safe(body)
         counted = count_body(body)
         problem = _body_problem(body, counted)
         if problem:
-            out.append((None, result.country, invalid, problem, counted.parts, counted.encoding))
+            out.append(
+                (
+                    row,
+                    raw,
+                    None,
+                    result.country,
+                    fields_json,
+                    invalid,
+                    problem,
+                    counted.parts,
+                    counted.encoding,
+                )
+            )
             continue
-        out.append((result.e164, result.country, None, None, counted.parts, counted.encoding))
         if counted.encoding == UCS2:
-            findings[i] = _ucs2_findings(template, values, body, counted, work.gsm_safe)
+            findings[len(out)] = _ucs2_findings(template, values, body, counted, work.gsm_safe)
+        out.append(
+            (
+                row,
+                raw,
+                result.e164,
+                result.country,
+                fields_json,
+                None,
+                None,
+                counted.parts,
+                counted.encoding,
+            )
+        )
     return out, findings
 
 
@@ -512,50 +575,44 @@ def import_file(
         yield first
         yield from reader
 
-    def payloads() -> Iterator[tuple[pd.DataFrame, tuple[Any, ...]]]:
+    def payloads() -> Iterator[tuple[Any, ...]]:
         for frame in chunks():
-            phones = frame[phone_col].tolist()
-            regions = frame[country_col].tolist() if country_col else None
-            fields = {name: frame[real].tolist() for name, real in merge_cols.items()}
-            yield frame, (phones, regions, fields)
+            yield (
+                int(frame.index[0]) + 1 if len(frame) else 1,  # 1-based data row number
+                frame[phone_col].tolist(),
+                frame[country_col].tolist() if country_col else None,
+                {name: frame[real].tolist() for name, real in merge_cols.items()},
+                _blank_rows(frame),
+            )
 
     executor = _executor_for(facts, options, work)
 
-    def results() -> Iterator[tuple[pd.DataFrame, list[RowResult], RowFindings]]:
+    def results() -> Iterator[tuple[int, list[RowResult], RowFindings]]:
         if executor is None:
             _worker_init(work)
-            for frame, args in payloads():
-                rows, ucs2 = process_chunk(*args)
-                yield frame, rows, ucs2
+            for args in payloads():
+                yield len(args[1]), *process_chunk(*args)
             return
-        pending: list[tuple[pd.DataFrame, Any]] = []
-        depth = 2 * (executor._max_workers if hasattr(executor, "_max_workers") else 2)
-        for frame, args in payloads():
-            pending.append((frame, executor.submit(process_chunk, *args)))
+        # Keep the workers busy while this process de-duplicates and writes.
+        pending: deque[tuple[int, Any]] = deque()
+        depth = 2 * (options.workers or os.cpu_count() or 2)
+        for args in payloads():
+            pending.append((len(args[1]), executor.submit(process_chunk, *args)))
             if len(pending) >= depth:
-                frame0, future = pending.pop(0)
-                yield frame0, *future.result()
-        for frame0, future in pending:
-            yield frame0, *future.result()
+                n, future = pending.popleft()
+                yield n, *future.result()
+        while pending:
+            n, future = pending.popleft()
+            yield n, *future.result()
 
-    def batches() -> Iterator[list[dict[str, Any]]]:
+    def batches() -> Iterator[list[RowResult]]:
         written = 0
-        for frame, rows, ucs2 in results():
-            batch = _to_ledger_rows(
-                frame,
-                rows,
-                phone_col,
-                merge_cols,
-                seen,
-                counters,
-                summary.invalid_reasons,
-                ucs2,
-                ucs2_totals,
-            )
+        for n, rows, ucs2 in results():
+            _decide_duplicates(rows, seen, counters, summary.invalid_reasons, ucs2, ucs2_totals)
             if progress:
-                progress(len(frame))
-            written += len(batch)
-            yield batch
+                progress(n)
+            written += len(rows)
+            yield rows
         if not written:  # only blank lines under the header; raising here rolls back
             raise ImportFailed(f"{path} has a header but no data rows")
 
@@ -573,6 +630,7 @@ def import_file(
             sha256=facts.sha256,
             phone_column=phone_col,
             columns=list(headers.values()),
+            row_columns=LEDGER_COLUMNS,
             batches=batches(),
             finish=finish,
         )
@@ -671,62 +729,40 @@ def _quietly(call: Callable[[], Any]) -> Any:
         return call()
 
 
-def _to_ledger_rows(
-    frame: pd.DataFrame,
+def _decide_duplicates(
     rows: list[RowResult],
-    phone_col: str,
-    merge_cols: dict[str, str],
     seen: set[int],
     counters: dict[str, int],
     reasons: Counter[str],
     findings: RowFindings,
     ucs2_totals: dict[tuple[str, str], list[int]],
-) -> list[dict[str, Any]]:
-    raw_phones = frame[phone_col].tolist()
-    numbers = (frame.index + 1).tolist()  # 1-based data row number in the file
-    blank = _blank_rows(frame)
-    field_values = {name: frame[real].tolist() for name, real in merge_cols.items()}
+) -> None:
+    """`pending` or `duplicate` for each row that passed its checks, in file order (in place)."""
     pending = RecipientState.PENDING.value
     duplicate = RecipientState.DUPLICATE.value
-    out: list[dict[str, Any]] = []
-    for i, (e164, country, state, reason, parts, encoding) in enumerate(rows):
-        if blank is not None and blank[i]:
-            continue  # a wholly empty line is not a recipient; numbering still follows the file
-        fields = (
-            json.dumps({c: v[i] for c, v in field_values.items()}, ensure_ascii=False)
-            if field_values
-            else None
-        )
-        if state is None:
-            key = int(e164[1:])  # type: ignore[index]
-            if key in seen:
-                state, reason = duplicate, "same number as an earlier row of this campaign"
-                counters["duplicates"] += 1
-            else:
-                seen.add(key)
-                state = pending
-                counters["accepted"] += 1
-                for char, source, extra in findings.get(i, ()):
-                    slot = ucs2_totals.setdefault((char, source), [0, 0])
-                    slot[0] += 1
-                    slot[1] += extra
-        else:
+    for i, row in enumerate(rows):
+        e164 = row[2]
+        if row[5] is not None:
             counters["invalid"] += 1
-            reasons[_reason_kind(reason)] += 1
-        out.append(
-            {
-                "row": numbers[i],
-                "raw_phone": raw_phones[i],
-                "phone": e164,
-                "country": country,
-                "fields": fields,
-                "state": state,
-                "reason": reason,
-                "parts": parts,
-                "encoding": encoding,
-            }
-        )
-    return out
+            reasons[_reason_kind(row[6])] += 1
+            continue
+        key = int(e164[1:])  # type: ignore[index]
+        if key in seen:
+            rows[i] = (
+                *row[:5],
+                duplicate,
+                "same number as an earlier row of this campaign",
+                *row[7:],
+            )
+            counters["duplicates"] += 1
+            continue
+        seen.add(key)
+        rows[i] = (*row[:5], pending, *row[6:])
+        counters["accepted"] += 1
+        for char, source, extra in findings.get(i, ()):
+            slot = ucs2_totals.setdefault((char, source), [0, 0])
+            slot[0] += 1
+            slot[1] += extra
 
 
 def _blank_rows(frame: pd.DataFrame) -> list[bool] | None:

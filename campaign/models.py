@@ -34,6 +34,10 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+# The Alembic revision these tables match (tests check it is the head). The tool compares it with
+# the ledger's alembic_version on start, and loads Alembic only when the two differ.
+SCHEMA_REVISION = "0002"
+
 
 class RecipientState(enum.StrEnum):
     """Recipient states, spelled exactly as SPEC.md (and `status --json`) spells them."""
@@ -128,8 +132,15 @@ recipients = Table(
     Column("updated_at", DateTime(timezone=True)),
     UniqueConstraint("import_id", "row"),
 )
-# Claiming walks pending rows in id order; status counts by state.
-Index("ix_recipients_campaign_state", recipients.c.campaign_id, recipients.c.state, recipients.c.id)
+# Claiming walks pending rows in id order; status counts and sums parts by state without
+# touching the table (the index covers it).
+Index(
+    "ix_recipients_campaign_state",
+    recipients.c.campaign_id,
+    recipients.c.state,
+    recipients.c.id,
+    recipients.c.parts,
+)
 
 runs = Table(
     "runs",

@@ -91,3 +91,44 @@ def test_database_in_a_missing_folder_is_one_line(run: Cli, tmp_path: Path) -> N
     assert "does not exist" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "missing").exists()
+
+
+def test_schema_revision_constant_is_the_head() -> None:
+    # The tool skips loading Alembic when the ledger is at SCHEMA_REVISION: it must be the head.
+    from campaign.models import SCHEMA_REVISION
+
+    assert SCHEMA_REVISION == head_revision()
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -> None:
+    """A ledger made by the first release (0001) with a campaign and recipients in it."""
+    engine = make_engine(db_url)
+    migrate(engine, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO campaigns (id, name, template, origination_identity, created_at, "
+            "updated_at) VALUES (1, 'old', 'Hi', '+12065550100', '2026-10-01 00:00:00', "
+            "'2026-10-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO imports (id, campaign_id, filename, sha256, rows, accepted, duplicates, "
+            "invalid, phone_column, columns, created_at) VALUES (1, 1, 'a.csv', 'x', 2, 2, 0, 0, "
+            "'phone', '[]', '2026-10-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO recipients (campaign_id, import_id, row, raw_phone, phone, state, parts) "
+            "VALUES (1, 1, 1, '2065550100', '+12065550100', 'sent', 1), "
+            "(1, 1, 2, '2065550101', '+12065550101', 'pending', 2)"
+        )
+    # First use by the new tool upgrades it in place.
+    counts = run.json("status", "old", "--json")["counts"]
+    assert counts["sent"] == 1 and counts["pending"] == 1
+    assert current_revision(engine) == head_revision()
+    index = next(
+        i
+        for i in inspect(engine).get_indexes("recipients")
+        if i["name"] == "ix_recipients_campaign_state"
+    )
+    assert index["column_names"] == ["campaign_id", "state", "id", "parts"]
+    assert schema_diffs(db_url) == []
