@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
-from sqlalchemy.pool import NullPool
 
 import campaign.migrations as _migrations_package
 from campaign.models import SCHEMA_REVISION
@@ -54,12 +53,9 @@ def make_engine(url: str) -> Engine:
                 raise DatabaseError(
                     f"cannot create the ledger {database}: folder {parent} does not exist"
                 )
-        engine = create_engine(
-            parsed,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            # One connection per use: the CLI is short-lived and the sender's threads never share one.
-            poolclass=NullPool,
-        )
+        # SQLAlchemy's default pool keeps connections open: closing the last connection to a WAL
+        # database checkpoints it, which the sender would otherwise pay on every commit.
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -26,8 +27,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -44,6 +45,7 @@ S = RecipientState
 HEARTBEAT_SECONDS = 5.0
 PREFETCH = 1000
 SETTLE_MAX_WAIT = 0.05  # seconds an outcome may wait to be committed with others
+PROGRESS_SECONDS = 0.1  # how often the progress callback runs
 
 
 class StopReason:
@@ -141,11 +143,13 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-def _call(client: Any, request: dict[str, Any]) -> dict[str, Any] | BaseException:
-    try:
-        return client.send_text_message(**request)
-    except BaseException as exc:  # the loop thread classifies every outcome
-        return exc
+def _drain(done: queue.SimpleQueue[Any]) -> list[Any]:
+    items = []
+    while True:
+        try:
+            items.append(done.get_nowait())
+        except queue.Empty:
+            return items
 
 
 @dataclass(order=True)
@@ -188,6 +192,8 @@ class Sender:
         self._retries: list[_Retry] = []
         self._seq = itertools.count()
         self._tries: dict[int, int] = {}
+        self._inflight = 0
+        self._done: queue.SimpleQueue[tuple[Claim, float, Any]] = queue.SimpleQueue()
         self._failing_in_a_row = 0
         self._breaker = max(20, 2 * options.concurrency)
 
@@ -222,30 +228,32 @@ class Sender:
         if opts.sample is not None:
             self._buffer.extend(opts.sample)
             self._exhausted = True
-        inflight: dict[Future[Any], tuple[Claim, float]] = {}
         settle: list[Settlement] = []
         settle_since = 0.0
-        last_beat = self.clock()
+        last_beat = last_progress = self.clock()
         stopping: str | None = None
+        wait_for: float | str | None = None
         exit_code = 0
+        returned: list[tuple[Claim, float, Any]] = []
         pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="sms")
         try:
             while True:
                 if self.stop.requested.is_set() and stopping is None:
                     stopping = StopReason.INTERRUPTED
-                # 1. collect returned calls
-                done = [f for f in inflight if f.done()]
-                for future in done:
-                    claim, sent_at = inflight.pop(future)
-                    outcome = self._outcome(future.result())
-                    halt = self._apply(claim, sent_at, outcome, settle)
+                # 1. record the calls that returned (the workers queue them as they finish)
+                returned.extend(_drain(self._done))
+                for claim, sent_at, result in returned:
+                    self._inflight -= 1
+                    halt = self._apply(claim, sent_at, self._outcome(result), settle)
                     if halt and stopping is None:
                         stopping = StopReason.HALTED
                         self.stats.halt_reason = halt
+                returned.clear()
+                now = self.clock()
                 if settle and (
-                    not inflight
+                    not self._inflight
                     or len(settle) >= 256
-                    or self.clock() - settle_since >= SETTLE_MAX_WAIT
+                    or now - settle_since >= SETTLE_MAX_WAIT
                     or stopping
                     # A recipient going back to pending is committed at once, before its retry
                     # can be claimed again.
@@ -254,36 +262,37 @@ class Sender:
                     self.ledger.settle(self.run_id, settle)
                     settle = []
                 if settle and not settle_since:
-                    settle_since = self.clock()
+                    settle_since = now
                 if not settle:
                     settle_since = 0.0
                 if stopping is not None:
-                    if not inflight:
+                    if not self._inflight:
                         break
                 else:
                     # 2. claim and call, as the rate and the free slots allow
-                    wait_for = self._launch(pool, inflight)
-                    if wait_for is None and not inflight and not self._retries:
+                    wait_for = self._launch(pool)
+                    if wait_for is None and not self._inflight and not self._retries:
                         break  # nothing pending, nothing in flight: done (or gave up on some)
                     if isinstance(wait_for, str):
                         stopping = wait_for
                         continue
-                now = self.clock()
                 if now - last_beat >= HEARTBEAT_SECONDS:
                     self.ledger.heartbeat(self.campaign.id, self.token)
                     last_beat = now
-                if self.on_progress:
+                if self.on_progress and now - last_progress >= PROGRESS_SECONDS:
                     self.stats.rate = self.limiter.rate
                     self.on_progress(self.stats)
+                    last_progress = now
+                # 3. sleep until a call returns, the rate allows more, or an outcome must be saved
                 timeout = 0.2
-                if stopping is None and isinstance(wait_for, float):
-                    timeout = min(timeout, max(wait_for, 0.0005))
+                if stopping is None and isinstance(wait_for, float) and wait_for > 0:
+                    timeout = min(timeout, wait_for)
                 if settle:
                     timeout = min(timeout, SETTLE_MAX_WAIT)
-                if inflight:
-                    wait(list(inflight), timeout=timeout, return_when=FIRST_COMPLETED)
-                elif timeout > 0:
-                    self.stop.requested.wait(timeout)
+                if stopping is None and wait_for == 0.0 and self._inflight < opts.concurrency:
+                    continue  # more may go right now
+                with suppress(queue.Empty):
+                    returned.append(self._done.get(timeout=timeout))
             # Recipients still waiting for a retry are `pending` in the ledger: nothing to undo.
             self._retries.clear()
             if stopping:
@@ -310,6 +319,14 @@ class Sender:
 
     # -- claiming --------------------------------------------------------------------------------
 
+    def _call(self, claim: Claim, sent_at: float, request: dict[str, Any]) -> None:
+        """In a worker thread: one API call; its result (or exception) goes to the loop's queue."""
+        try:
+            result: Any = self.client.send_text_message(**request)
+        except BaseException as exc:  # the loop thread classifies every outcome
+            result = exc
+        self._done.put((claim, sent_at, result))
+
     def _next_candidate(self) -> tuple[Claim, int] | None:
         now = self.clock()
         if self._retries and self._retries[0].ready_at <= now:
@@ -328,15 +345,13 @@ class Sender:
             return self._buffer[0], 0
         return None
 
-    def _launch(
-        self, pool: ThreadPoolExecutor, inflight: dict[Future[Any], tuple[Claim, float]]
-    ) -> float | str | None:
+    def _launch(self, pool: ThreadPoolExecutor) -> float | str | None:
         """Claim as many recipients as the free slots and the rate allow, and start their calls.
 
         Returns the seconds until more may go (float), a stop reason (str), or None when there is
         nothing left to claim now."""
         opts = self.options
-        free = opts.concurrency - len(inflight)
+        free = opts.concurrency - self._inflight
         batch: list[tuple[Claim, int]] = []
         wait_for: float | str | None = None
         while free > len(batch):
@@ -399,7 +414,8 @@ class Sender:
                 request = build_request(
                     self.campaign, claim, self._body(claim), dry_run=opts.dry_run
                 )
-                inflight[pool.submit(_call, self.client, request)] = (claim, self.clock())
+                pool.submit(self._call, claim, self.clock(), request)
+                self._inflight += 1
             if wait_for is None:
                 wait_for = 0.0
         return wait_for

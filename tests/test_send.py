@@ -189,13 +189,23 @@ def test_per_recipient_errors_are_recorded_with_reasons(run: Cli, tmp_path: Path
     assert status(run)["counts"]["sent"] == 3
 
 
-def test_server_errors_are_retried_until_sent(run: Cli, tmp_path: Path) -> None:
+def test_server_errors_are_retried_and_never_lose_anyone(run: Cli, tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(mps=500, error_rate=0.3, seed=3)) as sim:
         make_campaign(run, tmp_path, 30)
+        first = send(run, sim, "--mps", "200", code=None)
+        errors = sim.stats().errors
+        assert errors > 0 and "retries" in first.stderr
+        counts = status(run)["counts"]
+        # A 5xx is certainly not sent: retried (bounded); a recipient that still fails stays
+        # pending for the next run (exit 1 says so) - never failed, never unknown.
+        assert counts["failed"] == counts["unknown"] == counts["sending"] == 0
+        assert counts["sent"] + counts["pending"] == 30
+        if first.exit_code != 0:
+            assert first.exit_code == 1 and "still pending" in first.stderr
+        assert counts["sent"] == len(sim.accepted(dry_run=False))
+        sim.set_faults(error_rate=0.0)
         send(run, sim, "--mps", "200")
         accepted = sim.accepted(dry_run=False)
-        errors = sim.stats().errors
-    assert errors > 0
     assert len(accepted) == 30 == len({a["destination"] for a in accepted})
     assert status(run)["counts"]["sent"] == 30
 
