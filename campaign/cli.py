@@ -430,20 +430,30 @@ def _run_import(settings: Settings, campaign: Campaign, file: Path, options: Any
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Price table CSV: adds the estimated spend so far and still to come.",
+)
 @pass_settings
-def status(settings: Settings, name: str, as_json: bool) -> None:
+def status(settings: Settings, name: str, as_json: bool, prices: Path | None) -> None:
     """Where a campaign stands: recipients by state, parts sent, the sender if one runs.
 
-    Works while a send runs in another terminal.
+    Works while a send runs in another terminal: rate, ETA, and with --prices the estimated
+    spend so far.
 
     \b
     Example:
       campaign status spring-sale --json
+      campaign status spring-sale --prices prices.csv
     """
+    from campaign.pricing import PriceTable
     from campaign.status import campaign_status
 
     with user_errors():
-        info = campaign_status(settings.ledger, name)
+        table = PriceTable.load(prices) if prices else None
+        info = campaign_status(settings.ledger, name, table)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
@@ -460,6 +470,13 @@ def status(settings: Settings, name: str, as_json: bool) -> None:
             click.echo(f"  {state:<10} {n:>10,}  {share}")
     click.echo(f"  {'total':<10} {total:>10,}")
     click.echo(f"Parts sent: {info['parts_sent']:,}; parts to send: {info['parts_pending']:,}")
+    if "spend" in info:
+        spend = info["spend"]
+        click.echo(
+            f"Estimated spend (from {spend['prices']}): ${spend['sent']:,.2f} sent"
+            + (f", ${spend['to_send']:,.2f} to send" if spend["to_send"] is not None else "")
+            + (f"; {spend['unpriced']:,} recipients unpriced" if spend["unpriced"] else "")
+        )
     sender = info.get("sender")
     if sender:
         rate = info.get("rate_parts_per_second")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import socket
+from decimal import Decimal
 from typing import Any
 
 from campaign.ledger import Ledger, now
+from campaign.pricing import PriceTable, cost_of
 
 RATE_WINDOW_SECONDS = 10.0
 HEARTBEAT_FRESH_SECONDS = 60.0
 
 
-def campaign_status(ledger: Ledger, name: str) -> dict[str, Any]:
+def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None) -> dict[str, Any]:
     campaign = ledger.get_campaign(name)
     tally = ledger.state_counts(campaign.id)
     info: dict[str, Any] = {
@@ -46,6 +48,8 @@ def campaign_status(ledger: Ledger, name: str) -> dict[str, Any]:
         info["rate_parts_per_second"] = rate
         info["rate_messages_per_second"] = messages / RATE_WINDOW_SECONDS
         info["eta_seconds"] = info["parts_pending"] / rate if rate > 0 else None
+    if prices is not None:
+        info["spend"] = _spend(ledger, campaign.id, prices)
     last = ledger.last_run(campaign.id)
     info["last_run"] = (
         {
@@ -60,3 +64,19 @@ def campaign_status(ledger: Ledger, name: str) -> dict[str, Any]:
         else None
     )
     return info
+
+
+def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> dict[str, Any]:
+    """Estimated spend of what was sent and of what is still to send, from the price table.
+    Unpriced recipients are counted apart, never as free."""
+    totals: dict[str, Any] = {"prices": prices.source, "unpriced": 0}
+    for key, states in (("sent", ("sent",)), ("to_send", ("pending", "sending"))):
+        total = Decimal(0)
+        for cls in ledger.parts_classes(campaign_id, states):
+            cost = cost_of(cls.parts, cls.country, prices)
+            if cost is None:
+                totals["unpriced"] += cls.recipients
+            else:
+                total += cost * cls.recipients
+        totals[key] = float(round(total, 6))
+    return totals

@@ -100,3 +100,12 @@ def test_bad_price_table_is_one_line_exit_1(
 def test_unknown_campaign_is_exit_1(run: Cli) -> None:
     result = run("estimate", "nope", code=1)
     assert "no campaign named 'nope'" in result.stderr
+
+
+def test_status_with_prices_shows_spend_to_come(run: Cli, tmp_path: Path) -> None:
+    prices = setup(run, tmp_path, "Hi {name}", ["Ann,+12065550100", "Amy,+447860019066"])
+    info = run.json("status", "c1", "--json", "--prices", str(prices))
+    # Nothing sent yet; to send: US 1 part x 0.012 + GB 1 part x 0.04
+    assert info["spend"]["sent"] == 0
+    assert Decimal(str(info["spend"]["to_send"])) == Decimal("0.052")
+    assert "Estimated spend" in run("status", "c1", "--prices", str(prices)).stdout

@@ -310,6 +310,8 @@ def test_budget_stops_before_passing_it_and_resumes(
     assert len(simulator.accepted(dry_run=False)) == 5  # 5 x $0.01 <= $0.055 < 6 x $0.01
     send(run, simulator, "--mps", "100", "--prices", str(prices), "--budget", "1")
     assert status(run)["counts"]["sent"] == 10
+    spend = run.json("status", "c1", "--json", "--prices", str(prices))["spend"]
+    assert spend["sent"] == pytest.approx(0.10) and spend["to_send"] == 0
 
 
 def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
