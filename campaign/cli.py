@@ -240,10 +240,7 @@ def create(
         raise click.UsageError("give the message with exactly one of --message or --message-file")
     with user_errors():
         if message_file is not None:
-            try:
-                message = message_file.read_text(encoding="utf-8-sig").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise OptionError(f"{message_file} is not UTF-8 text") from None
+            message = _read_message_file(message_file)
         assert message is not None
         template = check_template(message)
         spec = CampaignSpec(
@@ -280,6 +277,114 @@ def create(
                 f"{exc.message}; campaign {campaign.name!r} was created without these "
                 f"recipients: fix the file, then run `campaign import {campaign.name} FILE`"
             ) from None
+
+
+# -- edit ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--origination-identity", "-o", default=None, help="A new origination identity.")
+@click.option("--message", "-m", "message", default=None, help="A new message template.")
+@click.option(
+    "--message-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the new message template from a UTF-8 file.",
+)
+@click.option(
+    "--message-type",
+    default=None,
+    type=click.Choice(["PROMOTIONAL", "TRANSACTIONAL"], case_sensitive=False),
+)
+@click.option("--configuration-set", default=None, help="ConfigurationSetName.")
+@click.option("--max-price", default=None, metavar="DOLLARS", help="MaxPrice per message.")
+@click.option("--ttl", type=int, default=None, metavar="SECONDS", help="TimeToLive, 5-259200.")
+@click.option("--keyword", default=None, help="Keyword (US short-code programs).")
+@click.option("--protect-configuration-id", default=None, help="ProtectConfigurationId.")
+@click.option(
+    "--gsm-safe/--no-gsm-safe",
+    default=None,
+    help="Replace look-alike characters by their GSM-7 equivalents (or stop doing so).",
+)
+@click.option("--message-feedback/--no-message-feedback", default=None)
+@pass_settings
+def edit(
+    settings: Settings,
+    name: str,
+    origination_identity: str | None,
+    message: str | None,
+    message_file: Path | None,
+    message_type: str | None,
+    configuration_set: str | None,
+    max_price: str | None,
+    ttl: int | None,
+    keyword: str | None,
+    protect_configuration_id: str | None,
+    gsm_safe: bool | None,
+    message_feedback: bool | None,
+) -> None:
+    """Change a campaign's settings; options not given stay as they are.
+
+    A new message (or --gsm-safe) is rendered and counted again for every pending recipient, so
+    `estimate` and the pacing stay true; recipients already sent are not touched. The new message
+    may use only the columns the old one used (the import kept those).
+
+    \b
+    Example:
+      campaign edit spring-sale --gsm-safe
+      campaign edit spring-sale --max-price 0.02 --ttl 3600
+    """
+    from campaign.recount import edit_campaign
+
+    if message is not None and message_file is not None:
+        raise click.UsageError("give at most one of --message or --message-file")
+    changes: dict[str, Any] = {}
+    with user_errors():
+        campaign = settings.ledger.get_campaign(name)
+        if message_file is not None:
+            message = _read_message_file(message_file)
+        if message is not None:
+            changes["template"] = check_template(message).source
+        if origination_identity is not None:
+            changes["origination_identity"] = check_origination_identity(origination_identity)
+        if message_type is not None:
+            changes["message_type"] = check_message_type(message_type)
+        if configuration_set is not None:
+            changes["configuration_set"] = check_configuration_set(configuration_set)
+        if max_price is not None:
+            changes["max_price"] = check_max_price(max_price)
+        if ttl is not None:
+            changes["ttl"] = check_ttl(ttl)
+        if keyword is not None:
+            changes["keyword"] = check_keyword(keyword)
+        if protect_configuration_id is not None:
+            changes["protect_configuration_id"] = check_protect_configuration_id(
+                protect_configuration_id
+            )
+        if gsm_safe is not None:
+            changes["gsm_safe"] = gsm_safe
+        if message_feedback is not None:
+            changes["message_feedback"] = message_feedback
+        if not changes:
+            raise click.UsageError("nothing to change: give at least one option")
+        recount = edit_campaign(settings.ledger, campaign, changes)
+    say(f"Updated {campaign.name!r}: {', '.join(sorted(changes))}.", settings)
+    if recount is not None:
+        say(
+            f"Recounted {recount.recipients:,} pending recipients: {recount.parts_before:,} -> "
+            f"{recount.parts_after:,} parts"
+            + (f"; {recount.now_invalid:,} now invalid (see report)" if recount.now_invalid else "")
+            + ".",
+            settings,
+        )
+
+
+def _read_message_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise OptionError(f"{path} is not UTF-8 text") from None
 
 
 # -- import --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import os
 import re
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,47 +407,58 @@ def process_chunk(
                 )
             )
             continue
-        try:
-            body = template.render(values)
-        except MissingMergeValue as exc:
-            reason = f"empty merge field {{{exc.column}}} and no fallback"
-            out.append((row, raw, None, result.country, fields_json, invalid, reason, None, None))
-            continue
-        if work.gsm_safe:
-            body = gsm_safe(body)
-        counted = count_body(body)
-        problem = _body_problem(body, counted)
-        if problem:
-            out.append(
-                (
-                    row,
-                    raw,
-                    None,
-                    result.country,
-                    fields_json,
-                    invalid,
-                    problem,
-                    counted.parts,
-                    counted.encoding,
-                )
-            )
-            continue
-        if counted.encoding == UCS2:
-            findings[len(out)] = _ucs2_findings(template, values, body, counted, work.gsm_safe)
+        state, reason, parts, encoding, found = body_verdict(template, values, work.gsm_safe)
+        if found:
+            findings[len(out)] = found
         out.append(
             (
                 row,
                 raw,
-                result.e164,
+                result.e164 if state is None else None,
                 result.country,
                 fields_json,
-                None,
-                None,
-                counted.parts,
-                counted.encoding,
+                state,
+                reason,
+                parts,
+                encoding,
             )
         )
     return out, findings
+
+
+def body_verdict(
+    template: Template, values: Mapping[str, Any], safe: bool
+) -> tuple[str | None, str | None, int | None, str | None, list[Finding]]:
+    """(state, reason, parts, encoding, UCS-2 findings) of one recipient's message: state is None
+    when the body can be sent, `invalid` (with the reason) when not."""
+    try:
+        body = template.render(values)
+    except MissingMergeValue as exc:
+        reason = f"empty merge field {{{exc.column}}} and no fallback"
+        return RecipientState.INVALID.value, reason, None, None, []
+    if safe:
+        body = gsm_safe(body)
+    counted = count_body(body)
+    problem = _body_problem(body, counted)
+    if problem:
+        return RecipientState.INVALID.value, problem, counted.parts, counted.encoding, []
+    found = (
+        _ucs2_findings(template, dict(values), body, counted, safe)
+        if counted.encoding == UCS2
+        else []
+    )
+    return None, None, counted.parts, counted.encoding, found
+
+
+def ucs2_totals_rows(totals: Mapping[tuple[Any, ...], list[int]]) -> list[dict[str, Any]]:
+    """Rows for the ucs2_characters table from {(..., character, source): [rows, extra parts]}."""
+    out = []
+    for key, (n, extra) in totals.items():
+        row = {"character": key[-2], "source": key[-1], "rows": n, "extra_parts": extra}
+        if len(key) == 3:
+            row["import_id"] = key[0]
+        out.append(row)
+    return out
 
 
 def _body_problem(body: str, counted: BodyCount) -> str | None:
@@ -617,10 +628,7 @@ def import_file(
             raise ImportFailed(f"{path} has a header but no data rows")
 
     def finish() -> tuple[int, int, int, list[dict[str, Any]]]:
-        ucs2_rows = [
-            {"character": c, "source": s, "rows": n, "extra_parts": extra}
-            for (c, s), (n, extra) in ucs2_totals.items()
-        ]
+        ucs2_rows = ucs2_totals_rows(ucs2_totals)
         return counters["accepted"], counters["duplicates"], counters["invalid"], ucs2_rows
 
     try:

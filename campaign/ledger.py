@@ -256,6 +256,69 @@ class Ledger:
         with self.engine.begin() as conn:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(**values))
 
+    def sender_alive(self, campaign: Campaign, fresh: timedelta = timedelta(seconds=60)) -> bool:
+        heartbeat = campaign.sender_heartbeat
+        return (
+            campaign.sender_pid is not None
+            and heartbeat is not None
+            and (now() - heartbeat < fresh)
+        )
+
+    def pending_fields(
+        self, campaign_id: int, chunk: int = 10_000
+    ) -> Iterator[list[tuple[int, int, str | None]]]:
+        """(id, import_id, fields JSON) of every pending recipient, in chunks."""
+        after = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(recipients.c.id, recipients.c.import_id, recipients.c.fields)
+                    .where(
+                        recipients.c.campaign_id == campaign_id,
+                        recipients.c.state == S.PENDING.value,
+                        recipients.c.id > after,
+                    )
+                    .order_by(recipients.c.id)
+                    .limit(chunk)
+                ).all()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [(r[0], r[1], r[2]) for r in rows]
+
+    def apply_recount(
+        self,
+        campaign_id: int,
+        changes: dict[str, Any],
+        updates: Sequence[tuple[str, str | None, int | None, str | None, int]],
+        ucs2_rows: Sequence[dict[str, Any]],
+    ) -> None:
+        """A new message (or --gsm-safe) for the campaign and the recount of its pending
+        recipients, in ONE transaction: (state, reason, parts, encoding, id) per recipient."""
+        stamp = now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(campaigns)
+                .where(campaigns.c.id == campaign_id)
+                .values(**changes, updated_at=stamp)
+            )
+            if updates:
+                marks = _placeholders(conn.dialect.paramstyle, 5)
+                conn.exec_driver_sql(
+                    f"UPDATE recipients SET state = {marks[0]}, reason = {marks[1]}, "
+                    f"parts = {marks[2]}, encoding = {marks[3]} "
+                    f"WHERE id = {marks[4]} AND state = 'pending'",
+                    list(updates),
+                )
+            conn.execute(
+                ucs2_characters.delete().where(ucs2_characters.c.campaign_id == campaign_id)
+            )
+            if ucs2_rows:
+                conn.execute(
+                    insert(ucs2_characters),
+                    [{**r, "campaign_id": campaign_id} for r in ucs2_rows],
+                )
+
     # -- import ----------------------------------------------------------------------------------
 
     def find_import(self, campaign_id: int, sha256: str) -> ImportRecord | None:

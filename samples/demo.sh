@@ -37,7 +37,7 @@ step "4. Ask the API to validate a sample (DryRun: nothing delivered, nothing ch
 step "5. Send for real, paced at 5 parts per second" \
   campaign send spring-sale --mps 5 --prices samples/prices.csv --yes
 step "6. Status" \
-  campaign status spring-sale
+  campaign status spring-sale --prices samples/prices.csv
 step "7. Report: one row per input row" \
   campaign report spring-sale --output "$RUN/report.csv"
 echo

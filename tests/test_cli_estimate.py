@@ -109,3 +109,33 @@ def test_status_with_prices_shows_spend_to_come(run: Cli, tmp_path: Path) -> Non
     assert info["spend"]["sent"] == 0
     assert Decimal(str(info["spend"]["to_send"])) == Decimal("0.052")
     assert "Estimated spend" in run("status", "c1", "--prices", str(prices)).stdout
+
+
+def test_edit_gsm_safe_recounts_pending_recipients(run: Cli, tmp_path: Path) -> None:
+    # ’ and – force UCS-2: 'It’s on – {name}' + 60 x = 75 units -> 2 UCS-2 parts, 1 as GSM-7
+    setup(run, tmp_path, "It’s on – {name} " + "x" * 60, ["Ann,+12065550100", "Bob,+12065550101"])
+    before = run.json("estimate", "c1", "--json")
+    assert before["total"]["parts"] == 4 and before["ucs2_characters"]
+    result = run("edit", "c1", "--gsm-safe")
+    assert "Recounted 2 pending recipients: 4 -> 2 parts" in result.stderr
+    after = run.json("estimate", "c1", "--json")
+    assert after["total"]["parts"] == 2 and after["ucs2_characters"] == []
+    assert after["countries"][0]["gsm7"] == 2
+
+
+def test_edit_message_must_use_kept_columns(run: Cli, tmp_path: Path) -> None:
+    setup(run, tmp_path, "Hi {name}", ["Ann,+12065550100"])
+    result = run("edit", "c1", "-m", "Hi {city}", code=1)
+    assert "{city}" in result.stderr and "create a new campaign" in result.stderr
+    # A new message with the kept column: counted again, stored.
+    run("edit", "c1", "-m", "Hello {name}, " + "y" * 160)
+    assert run.json("estimate", "c1", "--json")["total"]["parts"] == 2
+
+
+def test_edit_plain_option_and_bad_value(run: Cli, tmp_path: Path) -> None:
+    setup(run, tmp_path, "Hi {name}", ["Ann,+12065550100"])
+    run("edit", "c1", "--max-price", "0.02")
+    assert run.json("status", "c1", "--json")["max_price"] == "0.02"
+    result = run("edit", "c1", "--ttl", "3", code=1)
+    assert "--ttl 3 is out of range" in result.stderr
+    run("edit", "c1", code=2)
