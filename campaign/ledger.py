@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaign.errors import UserError
@@ -727,131 +727,68 @@ class Ledger:
         self, campaign_id: int, run_id: int, candidates: Sequence[Claim], *, dry_run: bool = False
     ) -> list[Claim]:
         """pending -> sending for `candidates`, with one attempt row each, in ONE commit made before
-        any of their calls. Rows that are no longer pending are left out of the result."""
+        any of their calls. Rows that are no longer pending are left out of the result.
+
+        This and `settle` run for every message the sender sends, so they are written as a few
+        whole-batch statements in the driver's own SQL (no per-row statements): each statement
+        hands the GIL over once, not once per row, while the sender's threads are busy."""
         if not candidates:
             return []
-        stamp = now()
         ids = [c.recipient_id for c in candidates]
         with self.engine.begin() as conn:
+            p = _Params(conn)
+            stamp = p.time(now())
             if dry_run:
                 claimed = set(ids)
             else:
-                conn.execute(
-                    update(recipients)
-                    .where(recipients.c.id.in_(ids), recipients.c.state == S.PENDING.value)
-                    .values(
-                        state=S.SENDING.value,
-                        attempts=recipients.c.attempts + 1,
-                        updated_at=stamp,
-                    )
-                )
-                claimed = {
-                    i
-                    for (i,) in conn.execute(
-                        select(recipients.c.id).where(
-                            recipients.c.id.in_(ids), recipients.c.state == S.SENDING.value
-                        )
-                    )
-                }
+                rows = conn.exec_driver_sql(
+                    f"UPDATE recipients SET state = 'sending', attempts = attempts + 1, "
+                    f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
+                    "AND state = 'pending' RETURNING id",
+                    (stamp, *ids),
+                ).all()
+                claimed = {r[0] for r in rows}
             if claimed:
-                conn.execute(
-                    insert(attempts),
-                    [
-                        {
-                            "recipient_id": i,
-                            "campaign_id": campaign_id,
-                            "run_id": run_id,
-                            "dry_run": dry_run,
-                            "started_at": stamp,
-                        }
-                        for i in ids
-                        if i in claimed
-                    ],
+                values = [(i, campaign_id, run_id, dry_run, stamp) for i in ids if i in claimed]
+                conn.exec_driver_sql(
+                    "INSERT INTO attempts (recipient_id, campaign_id, run_id, dry_run, started_at) "
+                    f"VALUES {', '.join(f'({p.many(5)})' for _ in values)}",
+                    tuple(v for row in values for v in row),
                 )
         return [c for c in candidates if c.recipient_id in claimed]
 
-    def reattempt(
-        self, campaign_id: int, run_id: int, recipient_ids: Sequence[int], *, dry_run: bool = False
-    ) -> None:
-        """A new attempt row for recipients this run still holds (a retry after a throttle or a 5xx),
-        committed before the retried call."""
-        if not recipient_ids:
-            return
-        stamp = now()
-        with self.engine.begin() as conn:
-            if not dry_run:
-                conn.execute(
-                    update(recipients)
-                    .where(recipients.c.id.in_(recipient_ids))
-                    .values(attempts=recipients.c.attempts + 1, updated_at=stamp)
-                )
-            conn.execute(
-                insert(attempts),
-                [
-                    {
-                        "recipient_id": i,
-                        "campaign_id": campaign_id,
-                        "run_id": run_id,
-                        "dry_run": dry_run,
-                        "started_at": stamp,
-                    }
-                    for i in recipient_ids
-                ],
-            )
-
     def settle(self, run_id: int, settlements: Sequence[Settlement]) -> None:
-        """Record the outcomes of returned calls, in one commit."""
+        """Record the outcomes of returned calls, in one commit. A settlement with a state moves
+        its recipient out of `sending` (only if it is still `sending`: ours to settle)."""
         if not settlements:
             return
-        stamp = now()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(attempts)
-                .where(
-                    attempts.c.run_id == run_id,
-                    attempts.c.recipient_id == _bind("rid"),
-                    attempts.c.outcome.is_(None),
-                )
-                .values(
-                    outcome=_bind("outcome"),
-                    message_id=_bind("mid"),
-                    reason=_bind("why"),
-                    finished_at=stamp,
-                ),
-                [
-                    {
-                        "rid": s.recipient_id,
-                        "outcome": s.outcome,
-                        "mid": s.message_id,
-                        "why": s.reason,
-                    }
-                    for s in settlements
-                ],
+            p = _Params(conn)
+            stamp = p.time(now())
+            ids = [s.recipient_id for s in settlements]
+            outcome, outcome_args = p.case("recipient_id", ids, [s.outcome for s in settlements])
+            mid, mid_args = p.case("recipient_id", ids, [s.message_id for s in settlements])
+            why, why_args = p.case("recipient_id", ids, [s.reason for s in settlements])
+            conn.exec_driver_sql(
+                f"UPDATE attempts SET outcome = {outcome}, message_id = {mid}, reason = {why}, "
+                f"finished_at = {p.one()} WHERE run_id = {p.one()} AND outcome IS NULL "
+                f"AND recipient_id IN ({p.many(len(ids))})",
+                (*outcome_args, *mid_args, *why_args, stamp, run_id, *ids),
             )
             final = [s for s in settlements if s.state is not None]
             if final:
-                conn.execute(
-                    update(recipients)
-                    # Only this run's claims: a row that is not `sending` is not ours to settle.
-                    .where(recipients.c.id == _bind("rid"), recipients.c.state == S.SENDING.value)
-                    .values(
-                        state=_bind("state"),
-                        message_id=case(
-                            (_bind("mid").is_(None), recipients.c.message_id),
-                            else_=_bind("mid"),
-                        ),
-                        reason=_bind("why"),
-                        updated_at=stamp,
-                    ),
-                    [
-                        {
-                            "rid": s.recipient_id,
-                            "state": s.state.value if s.state else None,
-                            "mid": s.message_id,
-                            "why": s.reason,
-                        }
-                        for s in final
-                    ],
+                ids = [s.recipient_id for s in final]
+                state, state_args = p.case(
+                    "id", ids, [s.state.value for s in final if s.state is not None]
+                )
+                mid, mid_args = p.case("id", ids, [s.message_id for s in final])
+                why, why_args = p.case("id", ids, [s.reason for s in final])
+                conn.exec_driver_sql(
+                    f"UPDATE recipients SET state = {state}, "
+                    f"message_id = COALESCE({mid}, message_id), reason = {why}, "
+                    f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
+                    "AND state = 'sending'",
+                    (*state_args, *mid_args, *why_args, stamp, *ids),
                 )
 
     def attempts_for(self, recipient_id: int) -> list[dict[str, Any]]:
@@ -881,20 +818,50 @@ class Ledger:
         return [r._asdict() for r in rows]
 
 
-def _placeholders(paramstyle: str, n: int) -> list[str]:
+class _Params:
+    """Positional parameters in the connection's driver style, for hand-written batch SQL."""
+
+    def __init__(self, conn: Any) -> None:
+        self.style = conn.dialect.paramstyle
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.n = 0
+
+    def one(self) -> str:
+        self.n += 1
+        return _placeholders(self.style, 1, start=self.n)[0]
+
+    def many(self, count: int) -> str:
+        marks = _placeholders(self.style, count, start=self.n + 1)
+        self.n += count
+        return ", ".join(marks)
+
+    def case(self, key: str, keys: Sequence[Any], values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """CASE key WHEN k1 THEN v1 ... END, and its arguments in order."""
+        parts = []
+        args: list[Any] = []
+        for k, v in zip(keys, values, strict=True):
+            parts.append(f"WHEN {self.one()} THEN {self.one()}")
+            args += (k, v)
+        return f"CASE {key} {' '.join(parts)} END", args
+
+    def time(self, value: datetime) -> Any:
+        # SQLAlchemy keeps SQLite datetimes as naive UTC text in this format; other drivers take
+        # the datetime itself.
+        if self.sqlite:
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+
+def _placeholders(paramstyle: str, n: int, start: int = 1) -> list[str]:
     if paramstyle == "qmark":
         return ["?"] * n
     if paramstyle in ("format", "pyformat"):
         return ["%s"] * n
     if paramstyle == "numeric":
-        return [f":{i + 1}" for i in range(n)]
+        return [f":{start + i}" for i in range(n)]
     if paramstyle == "numeric_dollar":
-        return [f"${i + 1}" for i in range(n)]
+        return [f"${start + i}" for i in range(n)]
     raise LedgerError(f"unsupported database driver parameter style {paramstyle!r}")
-
-
-def _bind(name: str) -> Any:
-    return bindparam(name)
 
 
 def _claim(row: Any) -> Claim:
