@@ -724,18 +724,28 @@ class Ledger:
         return [_claim(r) for r in rows]
 
     def claim(
-        self, campaign_id: int, run_id: int, candidates: Sequence[Claim], *, dry_run: bool = False
+        self,
+        campaign_id: int,
+        run_id: int,
+        candidates: Sequence[Claim],
+        *,
+        dry_run: bool = False,
+        settle: Sequence[Settlement] = (),
     ) -> list[Claim]:
         """pending -> sending for `candidates`, with one attempt row each, in ONE commit made before
         any of their calls. Rows that are no longer pending are left out of the result.
 
         This and `settle` run for every message the sender sends, so they are written as a few
         whole-batch statements in the driver's own SQL (no per-row statements): each statement
-        hands the GIL over once, not once per row, while the sender's threads are busy."""
+        hands the GIL over once, not once per row, while the sender's threads are busy.
+        `settle`: outcomes to record first, in the same transaction (see `settle`)."""
         if not candidates:
+            self.settle(run_id, settle)
             return []
         ids = [c.recipient_id for c in candidates]
         with self.engine.begin() as conn:
+            if settle:
+                _settle(conn, run_id, settle)
             p = _Params(conn)
             stamp = p.time(now())
             if dry_run:
@@ -749,6 +759,7 @@ class Ledger:
                 ).all()
                 claimed = {r[0] for r in rows}
             if claimed:
+                p.n = 0  # a new statement: numeric placeholders count from 1 again
                 values = [(i, campaign_id, run_id, dry_run, stamp) for i in ids if i in claimed]
                 conn.exec_driver_sql(
                     "INSERT INTO attempts (recipient_id, campaign_id, run_id, dry_run, started_at) "
@@ -763,33 +774,7 @@ class Ledger:
         if not settlements:
             return
         with self.engine.begin() as conn:
-            p = _Params(conn)
-            stamp = p.time(now())
-            ids = [s.recipient_id for s in settlements]
-            outcome, outcome_args = p.case("recipient_id", ids, [s.outcome for s in settlements])
-            mid, mid_args = p.case("recipient_id", ids, [s.message_id for s in settlements])
-            why, why_args = p.case("recipient_id", ids, [s.reason for s in settlements])
-            conn.exec_driver_sql(
-                f"UPDATE attempts SET outcome = {outcome}, message_id = {mid}, reason = {why}, "
-                f"finished_at = {p.one()} WHERE run_id = {p.one()} AND outcome IS NULL "
-                f"AND recipient_id IN ({p.many(len(ids))})",
-                (*outcome_args, *mid_args, *why_args, stamp, run_id, *ids),
-            )
-            final = [s for s in settlements if s.state is not None]
-            if final:
-                ids = [s.recipient_id for s in final]
-                state, state_args = p.case(
-                    "id", ids, [s.state.value for s in final if s.state is not None]
-                )
-                mid, mid_args = p.case("id", ids, [s.message_id for s in final])
-                why, why_args = p.case("id", ids, [s.reason for s in final])
-                conn.exec_driver_sql(
-                    f"UPDATE recipients SET state = {state}, "
-                    f"message_id = COALESCE({mid}, message_id), reason = {why}, "
-                    f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
-                    "AND state = 'sending'",
-                    (*state_args, *mid_args, *why_args, stamp, *ids),
-                )
+            _settle(conn, run_id, settlements)
 
     def attempts_for(self, recipient_id: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -816,6 +801,35 @@ class Ledger:
                 .order_by(attempts.c.id)
             ).all()
         return [r._asdict() for r in rows]
+
+
+def _settle(conn: Any, run_id: int, settlements: Sequence[Settlement]) -> None:
+    p = _Params(conn)
+    stamp = p.time(now())
+    ids = [s.recipient_id for s in settlements]
+    outcome, outcome_args = p.case("recipient_id", ids, [s.outcome for s in settlements])
+    mid, mid_args = p.case("recipient_id", ids, [s.message_id for s in settlements])
+    why, why_args = p.case("recipient_id", ids, [s.reason for s in settlements])
+    conn.exec_driver_sql(
+        f"UPDATE attempts SET outcome = {outcome}, message_id = {mid}, reason = {why}, "
+        f"finished_at = {p.one()} WHERE run_id = {p.one()} AND outcome IS NULL "
+        f"AND recipient_id IN ({p.many(len(ids))})",
+        (*outcome_args, *mid_args, *why_args, stamp, run_id, *ids),
+    )
+    final = [s for s in settlements if s.state is not None]
+    if final:
+        p.n = 0  # a new statement: numeric placeholders count from 1 again
+        ids = [s.recipient_id for s in final]
+        state, state_args = p.case("id", ids, [s.state.value for s in final if s.state is not None])
+        mid, mid_args = p.case("id", ids, [s.message_id for s in final])
+        why, why_args = p.case("id", ids, [s.reason for s in final])
+        conn.exec_driver_sql(
+            f"UPDATE recipients SET state = {state}, "
+            f"message_id = COALESCE({mid}, message_id), reason = {why}, "
+            f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
+            "AND state = 'sending'",
+            (*state_args, *mid_args, *why_args, stamp, *ids),
+        )
 
 
 class _Params:

@@ -23,6 +23,7 @@ import queue
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -46,6 +47,10 @@ HEARTBEAT_SECONDS = 5.0
 PREFETCH = 1000
 SETTLE_MAX_WAIT = 0.05  # seconds an outcome may wait to be committed with others
 PROGRESS_SECONDS = 0.1  # how often the progress callback runs
+# Claims are made in bursts at most this often: one commit for several messages. The service's
+# bucket holds about a second of traffic, so bursts this short never trip it.
+CLAIM_WINDOW = 0.025
+SWITCH_INTERVAL = 0.02
 
 
 class StopReason:
@@ -235,7 +240,14 @@ class Sender:
         wait_for: float | str | None = None
         exit_code = 0
         returned: list[tuple[Claim, float, Any]] = []
+        next_launch = 0.0
         pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="sms")
+        # The calls spend their time waiting on sockets and hand the GIL over at each wait; a
+        # longer forced-switch interval saves needless switches between them (measured: boto3
+        # from 61 threads at 100 calls/s, 2.45 -> 2.11 ms CPU a call; the tool at 500 MPS,
+        # 2.5 -> 2.2 ms a message).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             while True:
                 if self.stop.requested.is_set() and stopping is None:
@@ -250,32 +262,37 @@ class Sender:
                         self.stats.halt_reason = halt
                 returned.clear()
                 now = self.clock()
+                if settle and not settle_since:
+                    settle_since = now
+                # 2. claim and call, as the rate and the free slots allow. Claims go in small
+                # bursts (CLAIM_WINDOW) so that one commit carries several messages; outcomes
+                # waiting to be saved ride in the same transaction, before the claims.
+                if stopping is None and now >= next_launch:
+                    wait_for = self._launch(pool, settle)
+                    if wait_for is None and not self._inflight and not self._retries:
+                        break  # nothing pending, nothing in flight: done (or gave up on some)
+                    if isinstance(wait_for, str):
+                        stopping = wait_for
+                    elif isinstance(wait_for, float):
+                        next_launch = now + max(wait_for, CLAIM_WINDOW)
+                    else:
+                        next_launch = now + (
+                            max(self._retries[0].ready_at - now, CLAIM_WINDOW)
+                            if self._retries
+                            else 0.2
+                        )
                 if settle and (
                     not self._inflight
                     or len(settle) >= 256
                     or now - settle_since >= SETTLE_MAX_WAIT
                     or stopping
-                    # A recipient going back to pending is committed at once, before its retry
-                    # can be claimed again.
-                    or any(s.state is S.PENDING for s in settle)
                 ):
                     self.ledger.settle(self.run_id, settle)
-                    settle = []
-                if settle and not settle_since:
-                    settle_since = now
+                    settle.clear()
                 if not settle:
                     settle_since = 0.0
-                if stopping is not None:
-                    if not self._inflight:
-                        break
-                else:
-                    # 2. claim and call, as the rate and the free slots allow
-                    wait_for = self._launch(pool)
-                    if wait_for is None and not self._inflight and not self._retries:
-                        break  # nothing pending, nothing in flight: done (or gave up on some)
-                    if isinstance(wait_for, str):
-                        stopping = wait_for
-                        continue
+                if stopping is not None and not self._inflight:
+                    break
                 if now - last_beat >= HEARTBEAT_SECONDS:
                     self.ledger.heartbeat(self.campaign.id, self.token)
                     last_beat = now
@@ -283,14 +300,14 @@ class Sender:
                     self.stats.rate = self.limiter.rate
                     self.on_progress(self.stats)
                     last_progress = now
-                # 3. sleep until a call returns, the rate allows more, or an outcome must be saved
+                # 3. sleep until a call returns, more may be claimed, or outcomes must be saved
                 timeout = 0.2
-                if stopping is None and isinstance(wait_for, float) and wait_for > 0:
-                    timeout = min(timeout, wait_for)
+                if stopping is None:
+                    timeout = min(timeout, next_launch - now)
                 if settle:
-                    timeout = min(timeout, SETTLE_MAX_WAIT)
-                if stopping is None and wait_for == 0.0 and self._inflight < opts.concurrency:
-                    continue  # more may go right now
+                    timeout = min(timeout, settle_since + SETTLE_MAX_WAIT - now)
+                if timeout <= 0:
+                    continue
                 with suppress(queue.Empty):
                     returned.append(self._done.get(timeout=timeout))
             # Recipients still waiting for a retry are `pending` in the ledger: nothing to undo.
@@ -313,6 +330,7 @@ class Sender:
             if settle:
                 self.ledger.settle(self.run_id, settle)
             pool.shutdown(wait=False, cancel_futures=True)
+            sys.setswitchinterval(switch_interval)
             self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
             if self.on_progress:
                 self.on_progress(self.stats)
@@ -345,7 +363,7 @@ class Sender:
             return self._buffer[0], 0
         return None
 
-    def _launch(self, pool: ThreadPoolExecutor) -> float | str | None:
+    def _launch(self, pool: ThreadPoolExecutor, settle: list[Settlement]) -> float | str | None:
         """Claim as many recipients as the free slots and the rate allow, and start their calls.
 
         Returns the seconds until more may go (float), a stop reason (str), or None when there is
@@ -402,8 +420,13 @@ class Sender:
             batch.append((claim, tries))
         if batch:
             claimed = self.ledger.claim(
-                self.campaign.id, self.run_id, [c for c, _ in batch], dry_run=opts.dry_run
+                self.campaign.id,
+                self.run_id,
+                [c for c, _ in batch],
+                dry_run=opts.dry_run,
+                settle=settle,
             )
+            settle.clear()
             claimed_ids = {c.recipient_id for c in claimed}
             for claim, tries in batch:
                 if claim.recipient_id not in claimed_ids:
