@@ -12,36 +12,37 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-import json
+import multiprocessing
 import os
 import re
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from campaign.errors import UserError
 from campaign.ledger import Campaign, ImportRecord, Ledger
 from campaign.message import (
-    MAX_GSM7_CHARS,
-    MAX_UCS2_CHARS,
-    UCS2,
-    BodyCount,
-    MissingMergeValue,
     Template,
-    count_body,
-    gsm_safe,
     normalize_column_name,
-    size_problem,
-    ucs2_characters,
 )
-from campaign.models import RecipientState
 from campaign.phones import Normalizer
+from campaign.rows import (
+    LEDGER_COLUMNS,
+    ChunkWork,
+    RowFindings,
+    RowResult,
+    _worker_init,
+    process_chunk,
+    ucs2_totals_rows,
+)
+from campaign.states import RecipientState
 
 CHUNK_ROWS = 50_000
 # The start of the file, for the delimiter sniffer and the byte-order-mark / binary checks.
@@ -301,206 +302,6 @@ def _column_error(
     return ImportFailed(f"{problem} (columns: {shown}){advice}")
 
 
-# -- the per-chunk work (runs in worker processes for large files) --------------------------------
-
-
-@dataclass(frozen=True)
-class ChunkWork:
-    template: str
-    gsm_safe: bool
-    default_region: str | None
-    allow_non_mobile: bool
-
-
-_worker_state: dict[str, Any] = {}
-
-
-def _worker_init(work: ChunkWork) -> None:
-    _worker_state["work"] = work
-    _worker_state["template"] = Template.parse(work.template)
-    _worker_state["normalizer"] = Normalizer(
-        work.default_region, allow_non_mobile=work.allow_non_mobile
-    )
-
-
-# One ledger row, in the order of LEDGER_COLUMNS: (row, raw_phone, phone, country, fields, state,
-# reason, parts, encoding). `state` is None for a row that passed every check: the caller decides
-# `pending` or `duplicate`, in file order. An invalid row has no phone: the report's `phone` is empty
-# when the row is invalid (SPEC), and an invalid row must not make a later one a `duplicate`.
-LEDGER_COLUMNS = (
-    "row",
-    "raw_phone",
-    "phone",
-    "country",
-    "fields",
-    "state",
-    "reason",
-    "parts",
-    "encoding",
-)
-RowResult = tuple[
-    int, str, str | None, str | None, str | None, str | None, str | None, int | None, str | None
-]
-# (character, source, extra parts) for each character that forces a body into UCS-2.
-Finding = tuple[str, str, int]
-# Index in the returned rows -> that row's findings. Kept per row so that only the rows that end
-# up `pending` (not duplicates) count in the import's UCS-2 totals.
-RowFindings = dict[int, list[Finding]]
-
-
-def process_chunk(
-    first_row: int,
-    phones: Sequence[Any],
-    regions: Sequence[Any] | None,
-    fields: dict[str, Sequence[Any]],
-    blank: Sequence[bool] | None,
-) -> tuple[list[RowResult], RowFindings]:
-    """Normalize, render, count and serialize one chunk: everything per row that does not depend
-    on the rows before it, so that it can run in a worker process. `first_row` is the 1-based
-    data row number of phones[0]; rows flagged in `blank` (wholly empty lines) are left out, but
-    the numbering still follows the file."""
-    work: ChunkWork = _worker_state["work"]
-    template: Template = _worker_state["template"]
-    normalizer: Normalizer = _worker_state["normalizer"]
-    phone_results = normalizer.normalize_many(
-        phones, [r if r else None for r in regions] if regions is not None else None
-    )
-    columns = list(fields)
-    findings: RowFindings = {}
-    static_count = static_findings = None
-    if template.is_static:
-        body = template.render({})
-        if work.gsm_safe:
-            body = gsm_safe(body)
-        static_count = count_body(body)
-        static_findings = _ucs2_findings(template, {}, body, static_count, work.gsm_safe)
-    out: list[RowResult] = []
-    invalid = RecipientState.INVALID.value
-    dumps = json.dumps
-    for i, result in enumerate(phone_results):
-        if blank is not None and blank[i]:
-            continue
-        row = first_row + i
-        raw = phones[i]
-        raw = raw if isinstance(raw, str) else str(raw)
-        values = {c: fields[c][i] for c in columns}
-        fields_json = dumps(values, ensure_ascii=False) if columns else None
-        if result.e164 is None:
-            out.append(
-                (row, raw, None, result.country, fields_json, invalid, result.reason, None, None)
-            )
-            continue
-        if static_count is not None:
-            if static_findings:
-                findings[len(out)] = static_findings
-            out.append(
-                (
-                    row,
-                    raw,
-                    result.e164,
-                    result.country,
-                    fields_json,
-                    None,
-                    None,
-                    static_count.parts,
-                    static_count.encoding,
-                )
-            )
-            continue
-        state, reason, parts, encoding, found = body_verdict(template, values, work.gsm_safe)
-        if found:
-            findings[len(out)] = found
-        out.append(
-            (
-                row,
-                raw,
-                result.e164 if state is None else None,
-                result.country,
-                fields_json,
-                state,
-                reason,
-                parts,
-                encoding,
-            )
-        )
-    return out, findings
-
-
-def body_verdict(
-    template: Template, values: Mapping[str, Any], safe: bool
-) -> tuple[str | None, str | None, int | None, str | None, list[Finding]]:
-    """(state, reason, parts, encoding, UCS-2 findings) of one recipient's message: state is None
-    when the body can be sent, `invalid` (with the reason) when not."""
-    try:
-        body = template.render(values)
-    except MissingMergeValue as exc:
-        reason = f"empty merge field {{{exc.column}}} and no fallback"
-        return RecipientState.INVALID.value, reason, None, None, []
-    if safe:
-        body = gsm_safe(body)
-    counted = count_body(body)
-    problem = _body_problem(body, counted)
-    if problem:
-        return RecipientState.INVALID.value, problem, counted.parts, counted.encoding, []
-    found = (
-        _ucs2_findings(template, dict(values), body, counted, safe)
-        if counted.encoding == UCS2
-        else []
-    )
-    return None, None, counted.parts, counted.encoding, found
-
-
-def ucs2_totals_rows(totals: Mapping[tuple[Any, ...], list[int]]) -> list[dict[str, Any]]:
-    """Rows for the ucs2_characters table from {(..., character, source): [rows, extra parts]}."""
-    out = []
-    for key, (n, extra) in totals.items():
-        row = {"character": key[-2], "source": key[-1], "rows": n, "extra_parts": extra}
-        if len(key) == 3:
-            row["import_id"] = key[0]
-        out.append(row)
-    return out
-
-
-def _body_problem(body: str, counted: BodyCount) -> str | None:
-    """Why the service would refuse this row's rendered body, or None. Reasons start with a
-    short kind before the colon: the import summary groups rows by it."""
-    if not body or body.isspace():
-        return "message empty: every field in it is empty for this row"
-    if size_problem(body, count=counted):
-        limit = MAX_UCS2_CHARS if counted.encoding == UCS2 else MAX_GSM7_CHARS
-        return (
-            f"message too long: {counted.units} {counted.encoding} characters once filled in "
-            f"(the service takes at most {limit})"
-        )
-    return None
-
-
-def _ucs2_findings(
-    template: Template, values: dict[str, Any], body: str, counted: BodyCount, safe: bool
-) -> list[Finding]:
-    """(character, source, extra parts) for each character that forces this body into UCS-2."""
-    if counted.encoding != UCS2:
-        return []
-    chars = ucs2_characters(body)
-    if not chars:
-        return []
-    # Parts the row would take if those characters were GSM-7: what they cost.
-    gsm_parts = count_body("".join("?" if c in chars else c for c in body)).parts
-    extra = counted.parts - gsm_parts
-    findings: list[Finding] = []
-    literal = gsm_safe(template.literal_text) if safe else template.literal_text
-    for char in chars:
-        sources = []
-        if char in literal:
-            sources.append("template")
-        for column, value in values.items():
-            if isinstance(value, str) and char in (gsm_safe(value) if safe else value):
-                sources.append(f"column:{column}")
-        for source in sources or ["template"]:
-            findings.append((char, source, extra))
-    return findings
-
-
 # -- the import ---------------------------------------------------------------------------------
 
 
@@ -576,7 +377,7 @@ def import_file(
             )
         merge_cols[column] = headers[key]
 
-    seen = {int(p[1:]) for p in ledger.known_phones(campaign.id)}
+    seen = SeenNumbers(ledger.known_phones(campaign.id))
     summary = ImportSummary(None, None, facts.encoding, facts.delimiter)
     counters = {"accepted": 0, "duplicates": 0, "invalid": 0}
     # (character, source) -> [rows, extra parts], over the rows that end up pending.
@@ -660,7 +461,14 @@ def _executor_for(facts: FileFacts, options: ImportOptions, work: ChunkWork) -> 
         workers = (os.cpu_count() or 1) if facts.lines >= PARALLEL_MIN_ROWS else 0
     if workers <= 0:
         return None
-    return ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(work,))
+    # Fresh worker processes, not forks: they import only campaign.rows (no pandas, no
+    # SQLAlchemy) and share nothing with this process's growing memory.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(work,),
+    )
 
 
 class _ReadError(ImportFailed):
@@ -737,9 +545,38 @@ def _quietly(call: Callable[[], Any]) -> Any:
         return call()
 
 
+class SeenNumbers:
+    """Every E.164 number already in the campaign, as one sorted int64 array: 8 bytes a number
+    where a Python set of ints takes about 70, so a million-row import stays well inside its
+    memory budget. Each chunk is checked and merged in one vectorized step."""
+
+    def __init__(self, phones: Iterator[str] | set[str]) -> None:
+        self._sorted = np.unique(np.fromiter((int(p[1:]) for p in phones), dtype=np.int64))
+
+    def first_seen(self, numbers: list[int]) -> list[bool]:
+        """For each number, in order: True when neither known nor earlier in `numbers`
+        (and remember it), False for a duplicate."""
+        if not numbers:
+            return []
+        keys = np.asarray(numbers, dtype=np.int64)
+        at = np.searchsorted(self._sorted, keys)
+        known = np.zeros(len(keys), dtype=bool)
+        inside = at < len(self._sorted)
+        known[inside] = self._sorted[at[inside]] == keys[inside]
+        first = np.zeros(len(keys), dtype=bool)
+        first[np.unique(keys, return_index=True)[1]] = True  # first occurrence in this chunk
+        new = first & ~known
+        if new.any():
+            self._sorted = np.sort(np.concatenate((self._sorted, keys[new])), kind="stable")
+        return new.tolist()
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+
 def _decide_duplicates(
     rows: list[RowResult],
-    seen: set[int],
+    seen: SeenNumbers,
     counters: dict[str, int],
     reasons: Counter[str],
     findings: RowFindings,
@@ -748,14 +585,15 @@ def _decide_duplicates(
     """`pending` or `duplicate` for each row that passed its checks, in file order (in place)."""
     pending = RecipientState.PENDING.value
     duplicate = RecipientState.DUPLICATE.value
-    for i, row in enumerate(rows):
-        e164 = row[2]
+    candidates = [i for i, row in enumerate(rows) if row[5] is None]
+    for row in rows:
         if row[5] is not None:
             counters["invalid"] += 1
             reasons[_reason_kind(row[6])] += 1
-            continue
-        key = int(e164[1:])  # type: ignore[index]
-        if key in seen:
+    verdicts = seen.first_seen([int(rows[i][2][1:]) for i in candidates])  # type: ignore[index]
+    for i, is_new in zip(candidates, verdicts, strict=True):
+        row = rows[i]
+        if not is_new:
             rows[i] = (
                 *row[:5],
                 duplicate,
@@ -764,7 +602,6 @@ def _decide_duplicates(
             )
             counters["duplicates"] += 1
             continue
-        seen.add(key)
         rows[i] = (*row[:5], pending, *row[6:])
         counters["accepted"] += 1
         for char, source, extra in findings.get(i, ()):

@@ -7,8 +7,6 @@ constraint a stable name so that Alembic's batch mode can rebuild SQLite tables.
 
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import (
     Boolean,
     Column,
@@ -24,6 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from campaign.states import ALL_STATES, FINAL_STATES, RecipientState
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -32,41 +32,14 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+__all__ = ["ALL_STATES", "FINAL_STATES", "RecipientState", "metadata"]
+
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
 SCHEMA_REVISION = "0002"
 
-
-class RecipientState(enum.StrEnum):
-    """Recipient states, spelled exactly as SPEC.md (and `status --json`) spells them."""
-
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    OPTED_OUT = "opted_out"
-    UNKNOWN = "unknown"
-    INVALID = "invalid"
-    DUPLICATE = "duplicate"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-ALL_STATES: tuple[str, ...] = tuple(s.value for s in RecipientState)
-# States nobody will ever be sent in again without the user asking (`--retry-unknown`).
-FINAL_STATES = frozenset(
-    {
-        RecipientState.SENT,
-        RecipientState.FAILED,
-        RecipientState.OPTED_OUT,
-        RecipientState.UNKNOWN,
-        RecipientState.INVALID,
-        RecipientState.DUPLICATE,
-    }
-)
 
 campaigns = Table(
     "campaigns",

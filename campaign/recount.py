@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from campaign.errors import UserError
-from campaign.importer import body_verdict, ucs2_totals_rows
 from campaign.ledger import Campaign, Ledger
 from campaign.message import Template
 from campaign.models import RecipientState
+from campaign.rows import body_verdict, ucs2_totals_rows
 
 
 @dataclass(frozen=True)
