@@ -83,8 +83,9 @@ def simulator(tmp_path: Path) -> Iterator[Any]:
         sim.stop()
 
 
-def campaign_process(*args: str, env: dict[str, str] | None = None,
-                     **kwargs: Any) -> subprocess.Popen[str]:
+def campaign_process(
+    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
     """The real `campaign` command in its own process (for signals and SIGKILL)."""
     return subprocess.Popen(
         [str(CAMPAIGN_BIN), *args],

@@ -97,7 +97,7 @@ def test_schema_revision_constant_is_the_head() -> None:
     # The tool skips loading Alembic when the ledger is at SCHEMA_REVISION: it must be the head.
     from campaign.models import SCHEMA_REVISION
 
-    assert SCHEMA_REVISION == head_revision()
+    assert head_revision() == SCHEMA_REVISION
 
 
 def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -> None:

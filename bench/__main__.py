@@ -1,0 +1,5 @@
+"""`make bench` / `python -m bench [--quick] [SECTION ...]`: see bench/__init__.py."""
+
+from bench.main import main
+
+main()
