@@ -349,8 +349,11 @@ def test_a_second_sender_refuses_while_one_runs(run: Cli, tmp_path: Path) -> Non
             _wait_for(lambda: len(sim.accepted()) >= 2)
             result = send(run, sim, "--mps", "10", code=1)
             assert "already being sent" in result.stderr
+            _wait_for(lambda: status(run)["counts"]["sent"] >= 2)
             live = status(run)
             assert live["sender"] is not None
+            # status in another terminal shows the live rate and an ETA
+            assert live["rate_parts_per_second"] > 0 and live["eta_seconds"] > 0
         finally:
             proc.send_signal(signal.SIGINT)
             proc.communicate(timeout=30)
@@ -436,3 +439,29 @@ def test_unreachable_endpoint_halts_instead_of_walking_the_list(run: Cli, tmp_pa
     counts = status(run)["counts"]
     # Nothing was sent, nothing is in doubt: everyone is still pending.
     assert counts["pending"] == 200 and counts["unknown"] == 0 and counts["sending"] == 0
+
+
+def test_second_sigint_exits_at_once_and_the_next_send_reports_the_unknown(
+    run: Cli, tmp_path: Path
+) -> None:
+    with Simulator(SimulatorConfig(mps=500, latency_ms=1500)) as sim:
+        make_campaign(run, tmp_path, 50)
+        proc = campaign_process(
+            "--endpoint-url", sim.url, "send", "c1", "--yes", "--mps", "20", "--concurrency", "5"
+        )
+        _wait_for(lambda: len(sim.accepted()) >= 3)  # calls in flight for 1.5 s each
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _out, _err = proc.communicate(timeout=10)
+        assert proc.returncode == 3
+        # It did not wait for the calls in flight: those claims are still `sending`...
+        left = status(run)["counts"]["sending"]
+        assert 1 <= left <= 5
+        # ...and the next sender marks them unknown (they may have gone out) and says so.
+        sim.set_faults(latency_ms=0)
+        result = send(run, sim, "--mps", "200")
+        assert f"{left} recipients were mid-call" in result.stderr
+        counts = status(run)["counts"]
+        assert counts["unknown"] == left and counts["sent"] == 50 - left
+        assert max(Counter(a["destination"] for a in sim.accepted(dry_run=False)).values()) == 1
