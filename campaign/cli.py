@@ -511,14 +511,14 @@ def _run_import(settings: Settings, campaign: Campaign, file: Path, options: Any
         prev = summary.already_imported
         say(
             f"{file} was already imported into {campaign.name!r} "
-            f"({prev.created_at:%Y-%m-%d %H:%M} UTC, {prev.rows} rows); nothing added.",
+            f"({prev.created_at:%Y-%m-%d %H:%M} UTC, {_count(prev.rows, 'row')}); nothing added.",
             settings,
         )
         return
     record = summary.record
     assert record is not None
     say(
-        f"Imported {record.rows} rows from {file} into {campaign.name!r} "
+        f"Imported {_count(record.rows, 'row')} from {file} into {campaign.name!r} "
         f"({summary.encoding}, delimiter {summary.delimiter!r}): "
         f"{record.accepted} ready, {record.duplicates} duplicate, {record.invalid} invalid.",
         settings,
@@ -1102,3 +1102,7 @@ def main() -> NoReturn:
         )
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_OK)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -263,7 +263,7 @@ class _ProgressBar:
             self._last = done
         postfix = {
             "ok" if self.dry_run else "sent": stats.dry_run_ok if self.dry_run else stats.sent,
-            "failed": stats.failed + stats.opted_out,
+            "rejected": stats.failed + stats.opted_out,
             "throttled": stats.throttles,
             "parts/s": f"{stats.parts_per_second():.1f}",
         }
