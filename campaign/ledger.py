@@ -30,6 +30,14 @@ from campaign.models import (
 )
 
 S = RecipientState
+# What a Claim is built from (see _claim).
+_CLAIM_COLUMNS = (
+    recipients.c.id,
+    recipients.c.phone,
+    recipients.c.country,
+    recipients.c.fields,
+    recipients.c.parts,
+)
 
 
 class LedgerError(UserError):
@@ -464,13 +472,7 @@ class Ledger:
         with self.engine.connect() as conn:
             for cls in self.parts_classes(campaign_id):
                 rows = conn.execute(
-                    select(
-                        recipients.c.id,
-                        recipients.c.phone,
-                        recipients.c.country,
-                        recipients.c.fields,
-                        recipients.c.parts,
-                    )
+                    select(*_CLAIM_COLUMNS)
                     .where(
                         recipients.c.campaign_id == campaign_id,
                         recipients.c.state == S.PENDING.value,
@@ -713,13 +715,7 @@ class Ledger:
         """Pending recipients after `after_id`, in id order, WITHOUT claiming them (dry runs)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(
-                    recipients.c.id,
-                    recipients.c.phone,
-                    recipients.c.country,
-                    recipients.c.fields,
-                    recipients.c.parts,
-                )
+                select(*_CLAIM_COLUMNS)
                 .where(
                     recipients.c.campaign_id == campaign_id,
                     recipients.c.state == S.PENDING.value,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,6 +37,22 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.chdir(tmp_path)
     return db
+
+
+@pytest.fixture(scope="session")
+def migrated_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ledger at head, built once: copying it is much cheaper than migrating per test
+    (test_migrations.py covers the migrations themselves)."""
+    from campaign.db import make_engine, migrate
+
+    path = tmp_path_factory.mktemp("ledger") / "ledger.db"
+    migrate(make_engine(f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture
+def start_from_migrated_ledger(isolated_env: Path, migrated_ledger: Path) -> None:
+    shutil.copyfile(migrated_ledger, isolated_env)
 
 
 @pytest.fixture

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from campaign.db import make_engine, migrate, open_ledger_engine
+from campaign.db import open_ledger_engine
 from campaign.ledger import Campaign, Ledger
 from tests.conftest import SAMPLES, Cli, write_csv
 
 ORIGIN = "+12065550100"
 
 
-@pytest.fixture(scope="module")
-def migrated_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ledger at head, built once: copying it is much cheaper than migrating per test
-    (test_migrations.py covers the migrations themselves)."""
-    path = tmp_path_factory.mktemp("ledger") / "ledger.db"
-    migrate(make_engine(f"sqlite:///{path}"))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _start_from_migrated_ledger(isolated_env: Path, migrated_ledger: Path) -> None:
-    shutil.copyfile(migrated_ledger, isolated_env)
+# Each test starts from a copy of a ledger migrated once (see conftest).
+pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
 
 
 def stored(db_url: str, name: str) -> Campaign:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from click.testing import Result
 
 import campaign.importer as importer
-from campaign.db import make_engine, migrate, open_ledger_engine
+from campaign.db import open_ledger_engine
 from campaign.ledger import Ledger
 from tests.conftest import SAMPLES, Cli, write_csv
 
@@ -20,18 +19,8 @@ ORIGIN = "+12065550100"
 SAMPLE_MESSAGE = (SAMPLES / "message.txt").read_text(encoding="utf-8").strip()
 
 
-@pytest.fixture(scope="module")
-def migrated_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ledger at head, built once: copying it is much cheaper than migrating per test
-    (test_migrations.py covers the migrations themselves)."""
-    path = tmp_path_factory.mktemp("ledger") / "ledger.db"
-    migrate(make_engine(f"sqlite:///{path}"))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _start_from_migrated_ledger(isolated_env: Path, migrated_ledger: Path) -> None:
-    shutil.copyfile(migrated_ledger, isolated_env)
+# Each test starts from a copy of a ledger migrated once (see conftest).
+pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
 
 
 def create(run: Cli, message: str = "Hi {first_name|there}", *args: str, name: str = "c") -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 
 import pytest
 
-from campaign.db import make_engine, migrate
 from campaign.models import RecipientState
 from tests.conftest import Cli, write_csv
 
@@ -41,18 +39,8 @@ SPEC_REPORT_COLUMNS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def migrated_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ledger at head, built once: copying it is much cheaper than migrating per test
-    (test_migrations.py covers the migrations themselves)."""
-    path = tmp_path_factory.mktemp("ledger") / "ledger.db"
-    migrate(make_engine(f"sqlite:///{path}"))
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _start_from_migrated_ledger(isolated_env: Path, migrated_ledger: Path) -> None:
-    shutil.copyfile(migrated_ledger, isolated_env)
+# Each test starts from a copy of a ledger migrated once (see conftest).
+pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
 
 
 # Row 2's note holds a line break and row 3's a delimiter; a blank line follows row 3. Row
