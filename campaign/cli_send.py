@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from campaign.cli import Halted, Interrupted, _duration, say, user_errors
+from campaign.cli import Halted, Interrupted, _count, _duration, say, user_errors
 from campaign.config import Settings
 from campaign.ledger import SenderBusy
 from campaign.models import RecipientState
@@ -132,7 +132,7 @@ def run_send(
             cost = _estimated_cost(classes, table) if sample_claims is None else None
             kind = "DRY RUN (validated by AWS, not delivered, not charged)" if dry_run else "SEND"
             say(
-                f"{kind}: {to_send:,} recipients, {to_parts:,} parts from "
+                f"{kind}: {_count(to_send, 'recipient')}, {_count(to_parts, 'part')} from "
                 f"{campaign.origination_identity} ({campaign.message_type.lower()})",
                 settings,
             )
