@@ -831,6 +831,13 @@ def estimate(
     show_default=True,
     help="Seconds to wait for one API answer before its outcome counts as unknown.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(0, 16),
+    default=None,
+    help="Make the calls from N worker processes (0: from this process). Default: 2 when "
+    "more than 250 calls/s are needed and the machine has 2 cores or more.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_settings
 def send(
@@ -845,6 +852,7 @@ def send(
     prices: Path | None,
     retry_unknown: bool,
     timeout: float,
+    processes: int | None,
     yes: bool,
 ) -> None:
     """Send the campaign, paced within the account's MPS. Run it again to resume.
@@ -881,6 +889,7 @@ def send(
         retry_unknown=retry_unknown,
         timeout=timeout,
         yes=yes,
+        processes=processes,
     )
 
 

@@ -28,18 +28,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from campaign.callers import Caller
 from campaign.ledger import Campaign, Claim, Ledger, Settlement
 from campaign.message import Template, gsm_safe
 from campaign.models import RecipientState
 from campaign.pacing import AdaptiveRate, PartsRateLimiter
 from campaign.pricing import PriceTable, cost_of
-from campaign.retry import Decision, Outcome, classify, retry_delay
+from campaign.retry import Decision, Outcome, retry_delay
 from campaign.sms import build_request
 
 S = RecipientState
@@ -170,7 +170,7 @@ class Sender:
         self,
         ledger: Ledger,
         campaign: Campaign,
-        client: Any,
+        caller: Callable[[], Caller],
         options: SendOptions,
         *,
         on_progress: Callable[[SendStats], None] | None = None,
@@ -179,7 +179,8 @@ class Sender:
     ) -> None:
         self.ledger = ledger
         self.campaign = campaign
-        self.client = client
+        self._make_caller = caller  # made when the run starts: processes only if needed
+        self.caller: Caller
         self.options = options
         self.on_progress = on_progress
         self.stop = stop or StopSignal()
@@ -197,8 +198,7 @@ class Sender:
         self._retries: list[_Retry] = []
         self._seq = itertools.count()
         self._tries: dict[int, int] = {}
-        self._inflight = 0
-        self._done: queue.SimpleQueue[tuple[Claim, float, Any]] = queue.SimpleQueue()
+        self._flight: dict[int, tuple[Claim, float]] = {}  # calls in flight: claim, sent at
         self._failing_in_a_row = 0
         self._breaker = max(20, 2 * options.concurrency)
 
@@ -239,9 +239,9 @@ class Sender:
         stopping: str | None = None
         wait_for: float | str | None = None
         exit_code = 0
-        returned: list[tuple[Claim, float, Any]] = []
+        returned: list[tuple[int, Outcome]] = []
         next_launch = 0.0
-        pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="sms")
+        self.caller = self._make_caller()
         # The calls spend their time waiting on sockets and hand the GIL over at each wait; a
         # longer forced-switch interval saves needless switches between them (measured: boto3
         # from 61 threads at 100 calls/s, 2.45 -> 2.11 ms CPU a call; the tool at 500 MPS,
@@ -253,10 +253,10 @@ class Sender:
                 if self.stop.requested.is_set() and stopping is None:
                     stopping = StopReason.INTERRUPTED
                 # 1. record the calls that returned (the workers queue them as they finish)
-                returned.extend(_drain(self._done))
-                for claim, sent_at, result in returned:
-                    self._inflight -= 1
-                    halt = self._apply(claim, sent_at, self._outcome(result), settle)
+                returned.extend(_drain(self.caller.done))
+                for recipient_id, outcome in returned:
+                    claim, sent_at = self._flight.pop(recipient_id)
+                    halt = self._apply(claim, sent_at, outcome, settle)
                     if halt and stopping is None:
                         stopping = StopReason.HALTED
                         self.stats.halt_reason = halt
@@ -268,8 +268,8 @@ class Sender:
                 # bursts (CLAIM_WINDOW) so that one commit carries several messages; outcomes
                 # waiting to be saved ride in the same transaction, before the claims.
                 if stopping is None and now >= next_launch:
-                    wait_for = self._launch(pool, settle)
-                    if wait_for is None and not self._inflight and not self._retries:
+                    wait_for = self._launch(settle)
+                    if wait_for is None and not len(self._flight) and not self._retries:
                         break  # nothing pending, nothing in flight: done (or gave up on some)
                     if isinstance(wait_for, str):
                         stopping = wait_for
@@ -282,7 +282,7 @@ class Sender:
                             else 0.2
                         )
                 if settle and (
-                    not self._inflight
+                    not len(self._flight)
                     or len(settle) >= 256
                     or now - settle_since >= SETTLE_MAX_WAIT
                     or stopping
@@ -291,7 +291,7 @@ class Sender:
                     settle.clear()
                 if not settle:
                     settle_since = 0.0
-                if stopping is not None and not self._inflight:
+                if stopping is not None and not len(self._flight):
                     break
                 if now - last_beat >= HEARTBEAT_SECONDS:
                     self.ledger.heartbeat(self.campaign.id, self.token)
@@ -309,7 +309,7 @@ class Sender:
                 if timeout <= 0:
                     continue
                 with suppress(queue.Empty):
-                    returned.append(self._done.get(timeout=timeout))
+                    returned.append(self.caller.done.get(timeout=timeout))
             # Recipients still waiting for a retry are `pending` in the ledger: nothing to undo.
             self._retries.clear()
             if stopping:
@@ -329,21 +329,13 @@ class Sender:
         finally:
             if settle:
                 self.ledger.settle(self.run_id, settle)
-            pool.shutdown(wait=False, cancel_futures=True)
+            self.caller.close()
             sys.setswitchinterval(switch_interval)
             self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
             if self.on_progress:
                 self.on_progress(self.stats)
 
     # -- claiming --------------------------------------------------------------------------------
-
-    def _call(self, claim: Claim, sent_at: float, request: dict[str, Any]) -> None:
-        """In a worker thread: one API call; its result (or exception) goes to the loop's queue."""
-        try:
-            result: Any = self.client.send_text_message(**request)
-        except BaseException as exc:  # the loop thread classifies every outcome
-            result = exc
-        self._done.put((claim, sent_at, result))
 
     def _next_candidate(self) -> tuple[Claim, int] | None:
         now = self.clock()
@@ -363,13 +355,13 @@ class Sender:
             return self._buffer[0], 0
         return None
 
-    def _launch(self, pool: ThreadPoolExecutor, settle: list[Settlement]) -> float | str | None:
+    def _launch(self, settle: list[Settlement]) -> float | str | None:
         """Claim as many recipients as the free slots and the rate allow, and start their calls.
 
         Returns the seconds until more may go (float), a stop reason (str), or None when there is
         nothing left to claim now."""
         opts = self.options
-        free = opts.concurrency - self._inflight
+        free = opts.concurrency - len(self._flight)
         batch: list[tuple[Claim, int]] = []
         wait_for: float | str | None = None
         while free > len(batch):
@@ -437,8 +429,8 @@ class Sender:
                 request = build_request(
                     self.campaign, claim, self._body(claim), dry_run=opts.dry_run
                 )
-                pool.submit(self._call, claim, self.clock(), request)
-                self._inflight += 1
+                self._flight[claim.recipient_id] = (claim, self.clock())
+                self.caller.submit(claim.recipient_id, request)
             if wait_for is None:
                 wait_for = 0.0
         return wait_for
@@ -448,11 +440,6 @@ class Sender:
         return gsm_safe(body) if self.campaign.gsm_safe else body
 
     # -- outcomes --------------------------------------------------------------------------------
-
-    def _outcome(self, result: Any) -> Outcome:
-        if isinstance(result, BaseException) and not isinstance(result, Exception):
-            raise result  # KeyboardInterrupt/SystemExit inside a worker: let it end the loop
-        return classify(result)
 
     def _apply(
         self, claim: Claim, sent_at: float, outcome: Outcome, settle: list[Settlement]

@@ -359,8 +359,9 @@ def test_a_second_sender_refuses_while_one_runs(run: Cli, tmp_path: Path) -> Non
             proc.communicate(timeout=30)
 
 
+@pytest.mark.parametrize("processes", ["0", "2"], ids=["threads", "worker-processes"])
 def test_sigkill_at_random_moments_never_double_sends(
-    run: Cli, tmp_path: Path, isolated_env: Path
+    run: Cli, tmp_path: Path, isolated_env: Path, processes: str
 ) -> None:
     """Kill the sender with SIGKILL at several moments, restart it each time, then check the four
     guarantees of the SPEC against the simulator's log of accepted messages."""
@@ -381,6 +382,8 @@ def test_sigkill_at_random_moments_never_double_sends(
             "120",
             "--concurrency",
             str(concurrency),
+            "--processes",
+            processes,
         )
         kills = 0
         for _ in range(5):
@@ -465,3 +468,23 @@ def test_second_sigint_exits_at_once_and_the_next_send_reports_the_unknown(
         counts = status(run)["counts"]
         assert counts["unknown"] == left and counts["sent"] == 50 - left
         assert max(Counter(a["destination"] for a in sim.accepted(dry_run=False)).values()) == 1
+
+
+def test_worker_processes_send_everyone_once_and_stop_on_sigint(run: Cli, tmp_path: Path) -> None:
+    with Simulator(SimulatorConfig(mps=1000, latency_ms=200)) as sim:
+        make_campaign(run, tmp_path, 300)
+        proc = campaign_process(
+            "--endpoint-url", sim.url, "send", "c1", "--yes", "--mps", "100", "--processes", "2"
+        )
+        _wait_for(lambda: len(sim.accepted()) >= 20)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 3, err
+        counts = status(run)["counts"]
+        # Ctrl-C reached the worker processes too: they finished their calls, all recorded.
+        assert counts["sending"] == 0 and counts["unknown"] == 0
+        assert counts["sent"] == len(sim.accepted(dry_run=False))
+        send(run, sim, "--mps", "300", "--processes", "2")
+        accepted = sim.accepted(dry_run=False)
+    assert len(accepted) == 300 == len({a["destination"] for a in accepted})
+    assert status(run)["counts"]["sent"] == 300
