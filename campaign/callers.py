@@ -32,6 +32,8 @@ class Caller(Protocol):
 
     def submit(self, key: int, request: dict[str, Any]) -> None: ...
 
+    def healthy(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -51,6 +53,9 @@ class ThreadCaller:
 
     def submit(self, key: int, request: dict[str, Any]) -> None:
         self.pool.submit(lambda: self.done.put(_call(self.client, key, request)))
+
+    def healthy(self) -> bool:
+        return True
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -86,6 +91,10 @@ class ProcessCaller:
 
     def submit(self, key: int, request: dict[str, Any]) -> None:
         self._requests.put((key, request))
+
+    def healthy(self) -> bool:
+        """False once a worker process has died (its calls in flight will never report)."""
+        return all(worker.is_alive() for worker in self._workers)
 
     def close(self) -> None:
         for _ in self._workers:

@@ -28,12 +28,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from campaign.callers import Caller
+from campaign.errors import UserError
 from campaign.ledger import Campaign, Claim, Ledger, Settlement
 from campaign.message import Template, gsm_safe
 from campaign.models import RecipientState
@@ -51,6 +52,10 @@ PROGRESS_SECONDS = 0.1  # how often the progress callback runs
 # bucket holds about a second of traffic, so bursts this short never trip it.
 CLAIM_WINDOW = 0.025
 SWITCH_INTERVAL = 0.02
+
+
+class SenderFailed(UserError):
+    """The send cannot go on (one line for the user); the ledger is consistent."""
 
 
 class StopReason:
@@ -308,8 +313,16 @@ class Sender:
                     timeout = min(timeout, settle_since + SETTLE_MAX_WAIT - now)
                 if timeout <= 0:
                     continue
-                with suppress(queue.Empty):
+                try:
                     returned.append(self.caller.done.get(timeout=timeout))
+                except queue.Empty:
+                    if self._flight and not self.caller.healthy():
+                        # Its calls in flight may or may not have gone out: they stay
+                        # `sending`, and the next run marks them `unknown`.
+                        raise SenderFailed(
+                            "a worker process making the API calls died; run the same command "
+                            "again to resume (the calls it had in flight will be `unknown`)"
+                        ) from None
             # Recipients still waiting for a retry are `pending` in the ledger: nothing to undo.
             self._retries.clear()
             if stopping:

@@ -488,3 +488,44 @@ def test_worker_processes_send_everyone_once_and_stop_on_sigint(run: Cli, tmp_pa
         accepted = sim.accepted(dry_run=False)
     assert len(accepted) == 300 == len({a["destination"] for a in accepted})
     assert status(run)["counts"]["sent"] == 300
+
+
+def _worker_pids(parent: int) -> list[int]:
+    pids = []
+    for child in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"spawn_main" in cmdline:
+            pids.append(int(child))
+    return pids
+
+
+def test_a_dead_worker_process_stops_the_send_and_nothing_is_lost(run: Cli, tmp_path: Path) -> None:
+    import os
+
+    with Simulator(SimulatorConfig(mps=1000, latency_ms=300)) as sim:
+        make_campaign(run, tmp_path, 200)
+        proc = campaign_process(
+            "--endpoint-url",
+            sim.url,
+            "send",
+            "c1",
+            "--yes",
+            "--mps",
+            "60",
+            "--processes",
+            "2",
+            "--concurrency",
+            "10",
+        )
+        _wait_for(lambda: len(sim.accepted()) >= 10)
+        workers = _worker_pids(proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 1 and "worker process" in err
+        send(run, sim, "--mps", "300")
+        accepted = sim.accepted(dry_run=False)
+    counts = status(run)["counts"]
+    assert max(Counter(a["destination"] for a in accepted).values()) == 1
+    assert counts["unknown"] <= 10 and counts["pending"] == 0 and counts["sending"] == 0
+    assert counts["sent"] + counts["unknown"] == 200
