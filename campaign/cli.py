@@ -76,6 +76,8 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
+    except BrokenPipeError:
+        raise  # `campaign report x | head`: Click exits quietly on a closed pipe
     except OSError as exc:
         raise click.ClickException(
             f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")

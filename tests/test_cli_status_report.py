@@ -226,3 +226,19 @@ def test_report_spans_files_in_import_order(run: Cli, imported: Path, tmp_path: 
         (str(more), "2", "duplicate"),
     ]
     assert {r["file"] for r in rows[:-2]} == {str(imported)}
+
+
+def test_report_into_a_closed_pipe_is_quiet(run: Cli, tmp_path: Path) -> None:
+    """`campaign report x | head`: no traceback, no "Error: Broken pipe"."""
+    from tests.conftest import campaign_process
+
+    rows = "\n".join(f"Sam{i},+1206555{i:04d}" for i in range(3000))
+    run("create", "big", "-o", "+12065550100", "-m", "Hi {first_name}")
+    run("import", "big", str(write_csv(tmp_path / "big.csv", f"first_name,phone\n{rows}\n")))
+    proc = campaign_process("report", "big")
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("row,raw_phone,phone")
+    proc.stdout.close()  # like `head -1` exiting
+    stderr = proc.stderr.read()
+    proc.wait(timeout=30)
+    assert "Error" not in stderr and "Traceback" not in stderr
