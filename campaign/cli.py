@@ -555,7 +555,7 @@ def status(settings: Settings, name: str, as_json: bool, prices: Path | None) ->
       campaign status spring-sale --json
       campaign status spring-sale --prices prices.csv
     """
-    from campaign.pricing import PriceTable
+    from campaign.pricing import PriceTable, format_duration
     from campaign.status import campaign_status
 
     with user_errors():
@@ -591,7 +591,7 @@ def status(settings: Settings, name: str, as_json: bool, prices: Path | None) ->
         click.echo(
             f"Sending now: pid {sender['pid']} on {sender['host']}"
             + (f", {rate:.1f} parts/s" if rate else "")
-            + (f", about {_duration(eta)} left" if eta else "")
+            + (f", about {format_duration(eta)} left" if eta else "")
         )
     elif counts["unknown"]:
         click.echo(
@@ -1084,19 +1084,6 @@ def db_upgrade(settings: Settings, revision: str) -> None:
     say(
         f"Ledger at revision {after} (was {before or 'empty'}; newest {head_revision()}).", settings
     )
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 def main() -> NoReturn:

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,14 @@ from typing import Any
 import click
 
 from campaign.callers import Caller, ProcessCaller, ThreadCaller
-from campaign.cli import Halted, Interrupted, _count, _duration, say, user_errors
+from campaign.cli import Halted, Interrupted, _count, say, user_errors
 from campaign.config import Settings
-from campaign.ledger import SenderBusy
+from campaign.ledger import PartsClass, SenderBusy
 from campaign.models import RecipientState
-from campaign.pacing import concurrency_for, default_mps
-from campaign.pricing import PriceTable, cost_of
+from campaign.pacing import DRY_RUN_MAX_MPS, concurrency_for, default_mps
+from campaign.pricing import PriceTable, classes_cost, format_duration
 from campaign.sender import Sender, SendOptions, SendStats, StopReason, StopSignal
 from campaign.sms import ClientSettings, SmsConfigError, describe_origination, make_client
-
-DRY_RUN_MAX_MPS = 5.0
 
 
 def run_send(
@@ -49,7 +48,7 @@ def run_send(
         budget_value = _parse_budget(budget)
 
         # MPS: the user's, or the identity's default from its number type.
-        bootstrap = _client(_client_settings(settings, 4, timeout))
+        bootstrap = _client(_client_settings(settings, 4, timeout))  # also checks the config
         if mps is not None:
             rate, why = mps, "--mps"
         else:
@@ -65,12 +64,11 @@ def run_send(
             rate, why = DRY_RUN_MAX_MPS, f"AWS caps dry runs at {DRY_RUN_MAX_MPS:g} MPS"
 
         classes = ledger.parts_classes(campaign.id)
-        pending = sum(c.recipients for c in classes)
-        pending_parts = sum(c.recipients * c.parts for c in classes)
+        pending, pending_parts = _totals(classes)
         mean_parts = pending_parts / pending if pending else 1.0
         workers = concurrency or concurrency_for(rate, 0.3, mean_parts)
+        # (A bad profile, region or credentials already failed above, making `bootstrap`.)
         client_settings = _client_settings(settings, workers, timeout)
-        _client(client_settings)  # a bad profile, region or credentials fail here, in one line
         if processes is None:
             # One process makes roughly 300-400 calls/s; past that, spread the calls.
             calls_per_second = rate / mean_parts
@@ -102,7 +100,7 @@ def run_send(
         )
         try:
             unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
-            recovered = sender.acquire(retry_unknown=False)
+            recovered = sender.acquire()
         except SenderBusy as exc:
             raise click.ClickException(str(exc)) from None
         try:
@@ -124,8 +122,7 @@ def run_send(
                     _confirm(yes, f"Re-send to {n} unknown recipients?")
                     ledger.retry_unknown(campaign.id)
                     classes = ledger.parts_classes(campaign.id)
-                    pending = sum(c.recipients for c in classes)
-                    pending_parts = sum(c.recipients * c.parts for c in classes)
+                    pending, pending_parts = _totals(classes)
 
             to_send = len(sample_claims) if sample_claims is not None else pending
             to_parts = (
@@ -143,7 +140,10 @@ def run_send(
                     settings,
                 )
                 return
-            cost = _estimated_cost(classes, table) if sample_claims is None else None
+            cost = None
+            if table is not None and sample_claims is None:
+                total, unpriced = classes_cost(classes, table)
+                cost = None if unpriced else total
             kind = "DRY RUN (validated by AWS, not delivered, not charged)" if dry_run else "SEND"
             say(
                 f"{kind}: {_count(to_send, 'recipient')}, {_count(to_parts, 'part')} from "
@@ -152,7 +152,7 @@ def run_send(
             )
             say(
                 f"  rate {rate:g} parts/s ({why}), {workers} calls in flight at most; "
-                f"about {_duration(to_parts / rate)}",
+                f"about {format_duration(to_parts / rate)}",
                 settings,
             )
             if cost is not None and not dry_run:
@@ -225,16 +225,9 @@ def _parse_budget(budget: str | None) -> Decimal | None:
     return value
 
 
-def _estimated_cost(classes: Any, table: PriceTable | None) -> Decimal | None:
-    if table is None:
-        return None
-    total = Decimal(0)
-    for c in classes:
-        cost = cost_of(c.parts, c.country, table)
-        if cost is None:
-            return None
-        total += cost * c.recipients
-    return total
+def _totals(classes: Sequence[PartsClass]) -> tuple[int, int]:
+    """(recipients, parts) over (country, encoding, parts) classes."""
+    return sum(c.recipients for c in classes), sum(c.recipients * c.parts for c in classes)
 
 
 def _confirm(yes: bool, question: str) -> None:

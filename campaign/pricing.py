@@ -236,6 +236,20 @@ def cost_of(parts: int, country: str | None, table: PriceTable | None) -> Decima
 # -- the estimate ----------------------------------------------------------------------------------
 
 
+def classes_cost(classes: Iterable[PartsClass], table: PriceTable) -> tuple[Decimal, int]:
+    """(estimated cost, unpriced recipients) of recipients grouped in (country, parts) classes.
+    Unpriced recipients are counted apart, never as free."""
+    total = Decimal(0)
+    unpriced = 0
+    for cls in classes:
+        cost = cost_of(cls.parts, cls.country, table)
+        if cost is None:
+            unpriced += cls.recipients
+        else:
+            total += cost * cls.recipients
+    return total, unpriced
+
+
 @dataclass(frozen=True)
 class CountryEstimate:
     country: str | None  # None: the recipients' country is not known
@@ -722,6 +736,7 @@ __all__ = [
     "Totals",
     "Ucs2Finding",
     "char_name",
+    "classes_cost",
     "cost_of",
     "estimate",
     "format_duration",

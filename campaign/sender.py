@@ -1,11 +1,11 @@
 """The paced sender loop.
 
-One thread (the caller's) owns the ledger and the pacing; a thread pool makes the API calls. For each
-call, in this order:
+One thread (the caller's) owns the ledger and the pacing; a Caller (campaign.callers: threads, or
+threads in worker processes) makes the API calls. For each call, in this order:
 
 1. tokens for the message's parts are taken from the rate limiter;
 2. the recipient is claimed: pending -> sending plus an attempt row, COMMITTED;
-3. the call is made (in a worker thread);
+3. the call is made (by the Caller);
 4. its outcome is committed (sent + MessageId, failed, opted_out, unknown), or - for a throttle or a
    service error, which were certainly not sent - the recipient goes back to `pending` and into a
    retry queue of this run.
@@ -94,8 +94,6 @@ class SendStats:
     parts_sent: int = 0
     spend: Decimal = Decimal(0)
     started: float = field(default_factory=time.monotonic)
-    rate: float = 0.0  # current allowed parts/s
-    recovered_unknown: int = 0
     halt_reason: str | None = None
     stop: str = StopReason.DONE
     failures: dict[str, int] = field(default_factory=dict)
@@ -202,24 +200,20 @@ class Sender:
         self._exhausted = False
         self._retries: list[_Retry] = []
         self._seq = itertools.count()
-        self._tries: dict[int, int] = {}
-        self._flight: dict[int, tuple[Claim, float]] = {}  # calls in flight: claim, sent at
+        # Calls in flight: recipient id -> (claim, when sent, earlier tries in this run).
+        self._flight: dict[int, tuple[Claim, float, int]] = {}
         self._failing_in_a_row = 0
         self._breaker = max(20, 2 * options.concurrency)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def acquire(self, *, retry_unknown: bool = False) -> int:
+    def acquire(self) -> int:
         """Take the campaign's sender lock and recover what a dead sender left. Returns how many
         claims were found orphaned (now `unknown`)."""
         self.ledger.acquire_sender(
             self.campaign.id, token=self.token, pid=os.getpid(), host=self.host, is_alive=pid_alive
         )
-        recovered = self.ledger.recover_orphans(self.campaign.id)
-        self.stats.recovered_unknown = recovered
-        if retry_unknown:
-            self.ledger.retry_unknown(self.campaign.id)
-        return recovered
+        return self.ledger.recover_orphans(self.campaign.id)
 
     def release(self) -> None:
         self.ledger.release_sender(self.campaign.id, self.token)
@@ -260,8 +254,8 @@ class Sender:
                 # 1. record the calls that returned (the workers queue them as they finish)
                 returned.extend(_drain(self.caller.done))
                 for recipient_id, outcome in returned:
-                    claim, sent_at = self._flight.pop(recipient_id)
-                    halt = self._apply(claim, sent_at, outcome, settle)
+                    claim, sent_at, tries = self._flight.pop(recipient_id)
+                    halt = self._apply(claim, sent_at, tries, outcome, settle)
                     if halt and stopping is None:
                         stopping = StopReason.HALTED
                         self.stats.halt_reason = halt
@@ -274,20 +268,16 @@ class Sender:
                 # waiting to be saved ride in the same transaction, before the claims.
                 if stopping is None and now >= next_launch:
                     wait_for = self._launch(settle)
-                    if wait_for is None and not len(self._flight) and not self._retries:
+                    if wait_for is None and not self._flight and not self._retries:
                         break  # nothing pending, nothing in flight: done (or gave up on some)
                     if isinstance(wait_for, str):
                         stopping = wait_for
                     elif isinstance(wait_for, float):
                         next_launch = now + max(wait_for, CLAIM_WINDOW)
                     else:
-                        next_launch = now + (
-                            max(self._retries[0].ready_at - now, CLAIM_WINDOW)
-                            if self._retries
-                            else 0.2
-                        )
+                        next_launch = now + max(self._retry_wait() or 0.2, CLAIM_WINDOW)
                 if settle and (
-                    not len(self._flight)
+                    not self._flight
                     or len(settle) >= 256
                     or now - settle_since >= SETTLE_MAX_WAIT
                     or stopping
@@ -296,13 +286,12 @@ class Sender:
                     settle.clear()
                 if not settle:
                     settle_since = 0.0
-                if stopping is not None and not len(self._flight):
+                if stopping is not None and not self._flight:
                     break
                 if now - last_beat >= HEARTBEAT_SECONDS:
                     self.ledger.heartbeat(self.campaign.id, self.token)
                     last_beat = now
                 if self.on_progress and now - last_progress >= PROGRESS_SECONDS:
-                    self.stats.rate = self.limiter.rate
                     self.on_progress(self.stats)
                     last_progress = now
                 # 3. sleep until a call returns, more may be claimed, or outcomes must be saved
@@ -376,12 +365,12 @@ class Sender:
         opts = self.options
         free = opts.concurrency - len(self._flight)
         batch: list[tuple[Claim, int]] = []
+        batch_cost = Decimal(0)  # estimated cost of `batch`, for --budget
         wait_for: float | str | None = None
         while free > len(batch):
             candidate = self._next_candidate()
             if candidate is None:
-                if self._retries:
-                    wait_for = max(self._retries[0].ready_at - self.clock(), 0.001)
+                wait_for = self._retry_wait()
                 break
             claim, tries = candidate
             if (
@@ -389,9 +378,8 @@ class Sender:
                 and opts.limit is not None
                 and self.stats.claimed + len(batch) >= opts.limit
             ):
-                if self._retries:
-                    wait_for = max(self._retries[0].ready_at - self.clock(), 0.001)
-                elif not batch:
+                wait_for = self._retry_wait()
+                if wait_for is None and not batch:
                     wait_for = StopReason.LIMIT
                 break
             if opts.budget is not None:
@@ -403,16 +391,14 @@ class Sender:
                     )
                     wait_for = StopReason.BUDGET
                     break
-                committed = self.stats.spend + sum(
-                    (cost_of(c.parts, c.country, opts.prices) or Decimal(0)) for c, _ in batch
-                )
-                if committed + cost > opts.budget:
+                if self.stats.spend + batch_cost + cost > opts.budget:
                     self.stats.halt_reason = (
                         f"budget reached: ${self.stats.spend:.4f} estimated so far; the next "
                         f"message (${cost:.5f}) would pass --budget ${opts.budget}"
                     )
                     wait_for = StopReason.BUDGET
                     break
+                batch_cost += cost
             delay = self.limiter.delay_for(claim.parts)
             if delay > 0:
                 wait_for = delay
@@ -438,15 +424,20 @@ class Sender:
                     continue  # no longer pending (changed under us): never call
                 if not tries:
                     self.stats.claimed += 1
-                self._tries[claim.recipient_id] = tries
                 request = build_request(
                     self.campaign, claim, self._body(claim), dry_run=opts.dry_run
                 )
-                self._flight[claim.recipient_id] = (claim, self.clock())
+                self._flight[claim.recipient_id] = (claim, self.clock(), tries)
                 self.caller.submit(claim.recipient_id, request)
             if wait_for is None:
                 wait_for = 0.0
         return wait_for
+
+    def _retry_wait(self) -> float | None:
+        """Seconds until the first queued retry is due (None: no retries queued)."""
+        if not self._retries:
+            return None
+        return max(self._retries[0].ready_at - self.clock(), 0.001)
 
     def _body(self, claim: Claim) -> str:
         body = self.template.render(claim.fields)
@@ -455,7 +446,12 @@ class Sender:
     # -- outcomes --------------------------------------------------------------------------------
 
     def _apply(
-        self, claim: Claim, sent_at: float, outcome: Outcome, settle: list[Settlement]
+        self,
+        claim: Claim,
+        sent_at: float,
+        tries: int,
+        outcome: Outcome,
+        settle: list[Settlement],
     ) -> str | None:
         """Record one outcome; returns a halt reason for account-level errors."""
         stats = self.stats
@@ -494,7 +490,7 @@ class Sender:
         else:
             self._failing_in_a_row = 0
         if decision is Decision.RETRY:
-            tries = self._tries.get(rid, 0) + 1
+            tries += 1
             delay = retry_delay(outcome, tries)
             # Certainly not sent: back to pending (and into this run's retry queue).
             settle.append(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socket
-from decimal import Decimal
 from typing import Any
 
 from campaign.ledger import Ledger, now
-from campaign.pricing import PriceTable, cost_of
+from campaign.pricing import PriceTable, classes_cost
 
 RATE_WINDOW_SECONDS = 10.0
 HEARTBEAT_FRESH_SECONDS = 60.0
@@ -67,16 +66,14 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
 
 
 def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> dict[str, Any]:
-    """Estimated spend of what was sent and of what is still to send, from the price table.
-    Unpriced recipients are counted apart, never as free."""
-    totals: dict[str, Any] = {"prices": prices.source, "unpriced": 0}
-    for key, states in (("sent", ("sent",)), ("to_send", ("pending", "sending"))):
-        total = Decimal(0)
-        for cls in ledger.parts_classes(campaign_id, states):
-            cost = cost_of(cls.parts, cls.country, prices)
-            if cost is None:
-                totals["unpriced"] += cls.recipients
-            else:
-                total += cost * cls.recipients
-        totals[key] = float(round(total, 6))
-    return totals
+    """Estimated spend of what was sent and of what is still to send, from the price table."""
+    sent, unpriced_sent = classes_cost(ledger.parts_classes(campaign_id, ("sent",)), prices)
+    to_send, unpriced_rest = classes_cost(
+        ledger.parts_classes(campaign_id, ("pending", "sending")), prices
+    )
+    return {
+        "prices": prices.source,
+        "unpriced": unpriced_sent + unpriced_rest,
+        "sent": float(round(sent, 6)),
+        "to_send": float(round(to_send, 6)),
+    }
