@@ -1,4 +1,4 @@
-"""Benchmark: campaign.phones.Normalizer against a plain phonenumbers loop on the same column.
+"""Benchmark: campaign.phones.normalize.Normalizer against a plain phonenumbers loop on the same column.
 
     .venv/bin/python bench/phones_bench.py [--rows 200000] [--seed 7]
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import phonenumbers
 
-from campaign.phones import Normalizer
+from campaign.phones.normalize import Normalizer
 
 Row = tuple[str, str | None]
 

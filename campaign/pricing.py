@@ -27,8 +27,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from campaign.domain import PartsClass, Ucs2Character
 from campaign.errors import UserError
-from campaign.ledger import PartsClass, Ucs2Character
 
 CURRENCY = "USD"
 ANY_COUNTRY = "*"

@@ -1,4 +1,4 @@
-"""Alembic environment. The app runs migrations itself (campaign.db.migrate) and passes its connection;
+"""Alembic environment. The app runs migrations itself (campaign.ledger.engine.migrate) and passes its connection;
 `alembic` on the command line (alembic.ini at the top of the repository) works too."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from campaign.models import metadata
+from campaign.ledger.tables import metadata
 
 config = context.config
 target_metadata = metadata

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from campaign.cli import cli
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "samples"
-CAMPAIGN_BIN = Path(sys.executable).with_name("campaign")
+from tests.helpers import Cli
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +35,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def migrated_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ledger at head, built once: copying it is much cheaper than migrating per test
     (test_migrations.py covers the migrations themselves)."""
-    from campaign.db import make_engine, migrate
+    from campaign.ledger.engine import make_engine, migrate
 
     path = tmp_path_factory.mktemp("ledger") / "ledger.db"
     migrate(make_engine(f"sqlite:///{path}"))
@@ -60,55 +52,17 @@ def db_url(isolated_env: Path) -> str:
     return f"sqlite:///{isolated_env}"
 
 
-class Cli:
-    """Runs `campaign ...` in-process through Click's runner."""
-
-    def __init__(self) -> None:
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, input: str | None = None, code: int | None = 0) -> Result:
-        result = self.runner.invoke(cli, list(args), input=input, catch_exceptions=False)
-        if code is not None:
-            assert result.exit_code == code, (
-                f"exit {result.exit_code} != {code}\nstdout: {result.stdout}\n"
-                f"stderr: {result.stderr}"
-            )
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args).stdout)
-
-
 @pytest.fixture
 def run() -> Cli:
     return Cli()
 
 
-def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_bytes(text.encode(encoding))
-    return path
-
-
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Any]:
-    from campaign.simulator import Simulator, SimulatorConfig
+    from campaign.simulator.server import Simulator, SimulatorConfig
 
     sim = Simulator(SimulatorConfig(mps=1000, log_path=tmp_path / "sim.jsonl", seed=7)).start()
     try:
         yield sim
     finally:
         sim.stop()
-
-
-def campaign_process(
-    *args: str, env: dict[str, str] | None = None, **kwargs: Any
-) -> subprocess.Popen[str]:
-    """The real `campaign` command in its own process (for signals and SIGKILL)."""
-    return subprocess.Popen(
-        [str(CAMPAIGN_BIN), *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )

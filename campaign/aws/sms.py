@@ -1,0 +1,224 @@
+"""The boto3 client for AWS End User Messaging SMS, and the SendTextMessage request a claim becomes.
+
+The client comes from a normal boto3 session, so AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_* and the
+credential chain all keep working. botocore's own retries are OFF: SendTextMessage has no idempotency
+token, so a retry botocore made on its own after a timeout could deliver a message twice. The sender
+owns every retry (campaign.sending.retry).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
+
+from campaign.domain import Campaign, Claim
+from campaign.errors import UserError
+from campaign.options import CONTEXT_KEY_CAMPAIGN, CONTEXT_KEY_RECIPIENT
+
+SERVICE = "pinpoint-sms-voice-v2"
+E164_RE = re.compile(r"\+[1-9][0-9]{1,18}")
+
+
+class SmsConfigError(UserError):
+    """The client cannot be made (no region, no credentials, unknown profile): one line."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    max_connections: int = 10
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+
+
+def is_loopback(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_client(settings: ClientSettings) -> Any:
+    """A `pinpoint-sms-voice-v2` client with botocore's retries off.
+
+    Against a loopback endpoint (the local simulator) missing credentials and region get harmless
+    placeholders, so a rehearsal needs no AWS account at all."""
+    try:
+        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+    except ProfileNotFound as exc:
+        raise SmsConfigError(str(exc)) from None
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max(settings.max_connections, 1),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        tcp_keepalive=True,
+    )
+    kwargs: dict[str, Any] = {"config": config}
+    if settings.endpoint_url:
+        kwargs["endpoint_url"] = settings.endpoint_url
+    endpoint = settings.endpoint_url or _configured_endpoint(session)
+    local = is_loopback(endpoint)
+    if local and session.region_name is None:
+        kwargs["region_name"] = "us-east-1"
+    if local and session.get_credentials() is None:
+        kwargs["aws_access_key_id"] = "simulator"
+        kwargs["aws_secret_access_key"] = "simulator"
+    try:
+        client = session.client(SERVICE, **kwargs)  # type: ignore[call-overload]
+    except NoRegionError:
+        raise SmsConfigError(
+            "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
+        ) from None
+    except (BotoCoreError, ValueError) as exc:
+        raise SmsConfigError(f"cannot create the SMS client: {exc}") from None
+    if not local and session.get_credentials() is None:
+        raise SmsConfigError(
+            "no AWS credentials found: configure a profile (--profile / AWS_PROFILE) or "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; for a rehearsal use --endpoint-url with "
+            "`campaign simulator`"
+        )
+    return client
+
+
+def _configured_endpoint(session: Any) -> str | None:
+    # The endpoint boto3 will use from the environment/config (AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2,
+    # AWS_ENDPOINT_URL), so loopback detection works without --endpoint-url too.
+    import os
+
+    return os.environ.get("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2") or os.environ.get(
+        "AWS_ENDPOINT_URL"
+    )
+
+
+def build_request(campaign: Campaign, claim: Claim, body: str, *, dry_run: bool) -> dict[str, Any]:
+    """The SendTextMessage parameters for one recipient, with every option stored on the campaign."""
+    context = dict(campaign.context)
+    # Two keys of the five tie every delivery event back to the ledger.
+    context[CONTEXT_KEY_CAMPAIGN] = campaign.name
+    context[CONTEXT_KEY_RECIPIENT] = str(claim.recipient_id)
+    request: dict[str, Any] = {
+        "DestinationPhoneNumber": claim.phone,
+        "OriginationIdentity": campaign.origination_identity,
+        "MessageBody": body,
+        "MessageType": campaign.message_type,
+        "Context": context,
+    }
+    if campaign.configuration_set:
+        request["ConfigurationSetName"] = campaign.configuration_set
+    if campaign.max_price:
+        request["MaxPrice"] = campaign.max_price
+    if campaign.ttl is not None:
+        request["TimeToLive"] = campaign.ttl
+    if campaign.keyword:
+        request["Keyword"] = campaign.keyword
+    if campaign.country_parameters:
+        request["DestinationCountryParameters"] = dict(campaign.country_parameters)
+    if campaign.protect_configuration_id:
+        request["ProtectConfigurationId"] = campaign.protect_configuration_id
+    if campaign.message_feedback:
+        request["MessageFeedbackEnabled"] = True
+    if dry_run:
+        request["DryRun"] = True
+    return request
+
+
+@dataclass(frozen=True)
+class OriginationInfo:
+    number_type: str | None
+    iso_country: str | None
+    note: str | None = None
+    rate_limit: float | None = None  # MessagingLimits.RateLimits, when the API gives one
+
+
+DESCRIBE_MAX_PAGES = 10  # Describe* calls are limited to about 1 request per second
+
+
+def describe_origination(client: Any, identity: str) -> OriginationInfo:
+    """What the API says about the origination identity (for the default MPS). Never raises.
+
+    DescribePhoneNumbers takes ids and ARNs only, so an E.164 number is found by listing the
+    account's numbers and matching `PhoneNumber`."""
+    is_id = identity.startswith("phone-") or ":phone-number/" in identity
+    if not (is_id or E164_RE.fullmatch(identity)):
+        if identity.startswith("pool-") or ":pool/" in identity:
+            return OriginationInfo(None, None, "a pool: its MPS is the sum of its members'")
+        return OriginationInfo("SENDER_ID", None)
+    try:
+        if is_id:
+            numbers = client.describe_phone_numbers(PhoneNumberIds=[identity]).get(
+                "PhoneNumbers", []
+            )
+        else:
+            numbers = []
+            paginator = client.get_paginator("describe_phone_numbers")
+            pages = paginator.paginate(PaginationConfig={"MaxItems": 100 * DESCRIBE_MAX_PAGES})
+            for page in pages:
+                numbers.extend(
+                    n for n in page.get("PhoneNumbers", []) if n.get("PhoneNumber") == identity
+                )
+                if numbers:
+                    break
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        return OriginationInfo(None, None, f"DescribePhoneNumbers said {code}")
+    except (BotoCoreError, NoCredentialsError) as exc:
+        return OriginationInfo(None, None, f"DescribePhoneNumbers failed: {exc}")
+    if not numbers:
+        return OriginationInfo(None, None, "not among this account's phone numbers")
+    first = numbers[0]
+    limits = (first.get("MessagingLimits") or {}).get("RateLimits") or {}
+    rate = limits.get("SMS")
+    return OriginationInfo(
+        first.get("NumberType"),
+        first.get("IsoCountryCode"),
+        rate_limit=float(rate) if isinstance(rate, int | float) and rate > 0 else None,
+    )
+
+
+TOLL_FREE_NPA = frozenset({"800", "833", "844", "855", "866", "877", "888"})
+
+
+def guess_origination(identity: str) -> OriginationInfo:
+    """The identity's type from its form alone (offline; `estimate` makes no API call)."""
+    note = "guessed from its form; pass --mps for your account's figure"
+    if identity.isdigit() and 3 <= len(identity) <= 8:
+        return OriginationInfo("SHORT_CODE", None, note)
+    if E164_RE.fullmatch(identity):
+        if identity.startswith("+1"):
+            kind = "TOLL_FREE" if identity[2:5] in TOLL_FREE_NPA else "TEN_DLC"
+            country = "CA" if _nanp_region(identity) == "CA" else "US"
+            return OriginationInfo(kind, country, note)
+        return OriginationInfo("LONG_CODE", _nanp_region(identity), note)
+    if identity.startswith("pool-") or ":pool/" in identity or identity.startswith("phone-"):
+        return OriginationInfo(None, None, "an ID or pool: its type is not known offline")
+    return OriginationInfo("SENDER_ID", None, note)
+
+
+def _nanp_region(number: str) -> str | None:
+    import phonenumbers
+
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return None

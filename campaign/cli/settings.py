@@ -1,0 +1,42 @@
+"""One settings object, built by the root command group and handed to every command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import click
+
+from campaign.ledger import Ledger
+from campaign.ledger.engine import open_ledger_engine
+
+DEFAULT_DB = "sqlite:///campaign.ledger.engine"
+
+
+@dataclass
+class Settings:
+    db_url: str = DEFAULT_DB
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    quiet: bool = False
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The ledger, migrated to the newest schema on first use."""
+        return Ledger(open_ledger_engine(self.db_url))
+
+    def show_progress(self) -> bool:
+        """Progress bars only for a person watching: not with -q, not when stderr is a file/pipe."""
+        if self.quiet:
+            return False
+        if os.environ.get("CAMPAIGN_FORCE_PROGRESS"):
+            return True
+        return sys.stderr.isatty()
+
+
+pass_settings = click.make_pass_decorator(Settings)

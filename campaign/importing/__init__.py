@@ -1,0 +1,1 @@
+"""Reading recipient files into the ledger."""

@@ -1,0 +1,167 @@
+"""The ledger's tables (SQLAlchemy Core).
+
+Core rather than the ORM: the importer writes a million rows and the sender claims and settles hundreds
+per second, and both go through plain `executemany` statements. The naming convention gives every
+constraint a stable name so that Alembic's batch mode can rebuild SQLite tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from campaign.domain import ALL_STATES, FINAL_STATES, RecipientState
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+__all__ = ["ALL_STATES", "FINAL_STATES", "RecipientState", "metadata"]
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# The Alembic revision these tables match (tests check it is the head). The tool compares it with
+# the ledger's alembic_version on start, and loads Alembic only when the two differ.
+SCHEMA_REVISION = "0002"
+
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("template", Text, nullable=False),
+    Column("origination_identity", String(256), nullable=False),
+    Column("message_type", String(16), nullable=False, server_default="PROMOTIONAL"),
+    Column("configuration_set", String(256)),
+    Column("max_price", String(8)),
+    Column("ttl", Integer),
+    Column("keyword", String(30)),
+    Column("protect_configuration_id", String(256)),
+    # JSON objects stored as text: portable across SQLite and PostgreSQL.
+    Column("context", Text, nullable=False, server_default="{}"),
+    Column("country_parameters", Text, nullable=False, server_default="{}"),
+    Column("message_feedback", Boolean, nullable=False, server_default="0"),
+    Column("gsm_safe", Boolean, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The single-sender lock: a sender owns the campaign while its token is set and it is alive.
+    Column("sender_token", String(64)),
+    Column("sender_pid", Integer),
+    Column("sender_host", String(255)),
+    Column("sender_heartbeat", DateTime(timezone=True)),
+)
+
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("duplicates", Integer, nullable=False),
+    Column("invalid", Integer, nullable=False),
+    Column("phone_column", String(200), nullable=False),
+    Column("columns", Text, nullable=False),  # JSON list of the file's header names
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("campaign_id", "sha256"),
+)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("import_id", Integer, ForeignKey("imports.id", ondelete="CASCADE"), nullable=False),
+    Column("row", Integer, nullable=False),  # 1-based data row number in its file
+    Column("raw_phone", Text, nullable=False),
+    Column("phone", String(20)),  # E.164; NULL when invalid
+    Column("country", String(2)),
+    Column("fields", Text),  # JSON object of the merge columns the template uses
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("parts", Integer),
+    Column("encoding", String(8)),
+    Column("message_id", String(128)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True)),
+    UniqueConstraint("import_id", "row"),
+)
+# Claiming walks pending rows in id order; status counts and sums parts by state without
+# touching the table (the index covers it).
+Index(
+    "ix_recipients_campaign_state",
+    recipients.c.campaign_id,
+    recipients.c.state,
+    recipients.c.id,
+    recipients.c.parts,
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("mps", Float, nullable=False),
+    Column("concurrency", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("exit_code", Integer),
+    Column("note", Text),
+)
+
+# Append-only: a row is written when a call is claimed (before it is made) and its outcome is written
+# once, when the call returns. An attempt with no outcome is a call whose fate is unknown.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "recipient_id", Integer, ForeignKey("recipients.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("outcome", String(16)),
+    Column("message_id", String(128)),
+    Column("reason", Text),
+)
+Index("ix_attempts_recipient", attempts.c.recipient_id)
+Index("ix_attempts_run", attempts.c.run_id)
+
+# Characters that force UCS-2, found at import: where each comes from (the template or a merge column)
+# and how many parts it adds. `estimate` reports them without re-reading a million rows.
+ucs2_characters = Table(
+    "ucs2_characters",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("import_id", Integer, ForeignKey("imports.id", ondelete="CASCADE"), nullable=False),
+    Column("character", String(8), nullable=False),
+    Column("source", String(200), nullable=False),  # "template" or "column:<name>"
+    Column("rows", Integer, nullable=False),
+    Column("extra_parts", Integer, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Phone numbers: normalization to E.164 (and, later, time zones)."""

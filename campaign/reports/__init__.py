@@ -1,0 +1,1 @@
+"""What the ledger says about a campaign: status, CSV report."""

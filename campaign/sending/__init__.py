@@ -1,0 +1,1 @@
+"""The paced send: plan, sender loop, pacing, retry decisions and the callers."""

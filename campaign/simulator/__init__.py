@@ -1,0 +1,1 @@
+"""A local SendTextMessage endpoint that speaks the real wire protocol (a program of its own)."""

@@ -1,0 +1,58 @@
+"""Helpers the tests import: the in-process CLI runner, CSV writing, the real command in a process.
+
+Fixtures live in conftest.py; these are plain functions and classes, imported by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from campaign.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+CAMPAIGN_BIN = Path(sys.executable).with_name("campaign")
+
+
+class Cli:
+    """Runs `campaign ...` in-process through Click's runner."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, code: int | None = 0) -> Result:
+        result = self.runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+        if code is not None:
+            assert result.exit_code == code, (
+                f"exit {result.exit_code} != {code}\nstdout: {result.stdout}\n"
+                f"stderr: {result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args).stdout)
+
+
+def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def campaign_process(
+    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
+    """The real `campaign` command in its own process (for signals and SIGKILL)."""
+    return subprocess.Popen(
+        [str(CAMPAIGN_BIN), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )

@@ -1,0 +1,134 @@
+"""The ledger's schema: built by the Alembic revisions (never create_all), matching the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from campaign.ledger.engine import current_revision, head_revision, make_engine, migrate
+from campaign.ledger.tables import metadata
+from tests.helpers import Cli
+
+
+def schema_diffs(url: str) -> list[Any]:
+    """What autogenerate would write to bring the database to the models: nothing, we expect."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, metadata))
+
+
+def schema_dump(url: str) -> dict[str, Any]:
+    engine = make_engine(url)
+    inspector = inspect(engine)
+    return {
+        table: (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            sorted(i["name"] for i in inspector.get_indexes(table)),
+            sorted(str(u["name"]) for u in inspector.get_unique_constraints(table)),
+        )
+        for table in sorted(inspector.get_table_names())
+    }
+
+
+def test_head_exists() -> None:
+    assert head_revision() is not None
+
+
+def test_db_upgrade_builds_a_blank_database(run: Cli, isolated_env: Path, db_url: str) -> None:
+    assert not isolated_env.exists()
+    result = run("db", "upgrade")
+    head = head_revision()
+    assert f"Ledger at revision {head} (was empty; newest {head})." in result.stderr
+    assert current_revision(make_engine(db_url)) == head
+    assert set(schema_dump(db_url)) == set(metadata.tables) | {"alembic_version"}
+    assert schema_diffs(db_url) == []
+
+
+def test_first_use_builds_the_database(run: Cli, isolated_env: Path, db_url: str) -> None:
+    assert not isolated_env.exists()
+    assert run.json("list", "--json") == []
+    assert current_revision(make_engine(db_url)) == head_revision()
+    assert schema_diffs(db_url) == []
+
+
+def test_models_match_the_migrations(tmp_path: Path) -> None:
+    # Straight through the library, on a database of its own.
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    migrate(make_engine(url))
+    assert schema_diffs(url) == []
+
+
+def test_upgrade_twice_is_a_no_op(run: Cli, db_url: str) -> None:
+    run("db", "upgrade")
+    run("create", "spring", "-o", "+12065550100", "-m", "Hi")
+    before = schema_dump(db_url)
+    result = run("db", "upgrade")
+    head = head_revision()
+    assert f"Ledger at revision {head} (was {head}; newest {head})." in result.stderr
+    assert schema_dump(db_url) == before
+    assert [c["campaign"] for c in run.json("list", "--json")] == ["spring"]
+
+
+def test_global_db_option(run: Cli, tmp_path: Path, isolated_env: Path) -> None:
+    other = tmp_path / "other.db"
+    run("--db", f"sqlite:///{other}", "db", "upgrade")
+    assert other.exists()
+    assert not isolated_env.exists()  # CAMPAIGN_DB was not touched
+    assert schema_diffs(f"sqlite:///{other}") == []
+
+
+def test_database_in_a_missing_folder_is_one_line(run: Cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing' / 'ledger.db'}"
+    result = run("--db", url, "db", "upgrade", code=1)
+    assert result.stderr.startswith("Error: cannot create the ledger ")
+    assert "does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "missing").exists()
+
+
+def test_schema_revision_constant_is_the_head() -> None:
+    # The tool skips loading Alembic when the ledger is at SCHEMA_REVISION: it must be the head.
+    from campaign.ledger.tables import SCHEMA_REVISION
+
+    assert head_revision() == SCHEMA_REVISION
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -> None:
+    """A ledger made by the first release (0001) with a campaign and recipients in it."""
+    engine = make_engine(db_url)
+    migrate(engine, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO campaigns (id, name, template, origination_identity, created_at, "
+            "updated_at) VALUES (1, 'old', 'Hi', '+12065550100', '2026-10-01 00:00:00', "
+            "'2026-10-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO imports (id, campaign_id, filename, sha256, rows, accepted, duplicates, "
+            "invalid, phone_column, columns, created_at) VALUES (1, 1, 'a.csv', 'x', 2, 2, 0, 0, "
+            "'phone', '[]', '2026-10-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO recipients (campaign_id, import_id, row, raw_phone, phone, state, parts) "
+            "VALUES (1, 1, 1, '2065550100', '+12065550100', 'sent', 1), "
+            "(1, 1, 2, '2065550101', '+12065550101', 'pending', 2)"
+        )
+    # First use by the new tool upgrades it in place.
+    counts = run.json("status", "old", "--json")["counts"]
+    assert counts["sent"] == 1 and counts["pending"] == 1
+    assert current_revision(engine) == head_revision()
+    index = next(
+        i
+        for i in inspect(engine).get_indexes("recipients")
+        if i["name"] == "ix_recipients_campaign_state"
+    )
+    assert index["column_names"] == ["campaign_id", "state", "id", "parts"]
+    assert schema_diffs(db_url) == []
