@@ -22,8 +22,6 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from campaign.domain import ALL_STATES, FINAL_STATES, RecipientState
-
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -32,7 +30,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-__all__ = ["ALL_STATES", "FINAL_STATES", "RecipientState", "metadata"]
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -1,0 +1,171 @@
+"""Reads for `status`, `estimate`, `report` and the send summary: counts, classes, rows, rates, runs.
+
+Nothing here writes. `status` runs these while a sender writes, so they stay cheap on a large ledger:
+counts come from the covering index on (campaign, state), and the rate looks at a bounded window of
+the newest attempts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from campaign.domain import Claim, PartsClass, RecipientState, RunInfo, StateCounts, aware, now
+from campaign.ledger.rows import CLAIM_COLUMNS, claim_from_row, full_counts
+from campaign.ledger.tables import attempts, imports, recipients, runs
+
+S = RecipientState
+
+# At most this many of the newest attempt rows are looked at for the current rate: far more than
+# 10 s of sending at any MPS, and a primary-key range, so `status` stays fast however long the
+# attempts table grows.
+RATE_WINDOW_ROWS = 50_000
+
+
+class ReadsMixin:
+    engine: Engine
+
+    def state_counts(self, campaign_id: int) -> StateCounts:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    recipients.c.state,
+                    func.count(),
+                    func.coalesce(func.sum(recipients.c.parts), 0),
+                )
+                .where(recipients.c.campaign_id == campaign_id)
+                .group_by(recipients.c.state)
+            ).all()
+        return full_counts({s: n for s, n, _ in rows}, {s: int(p) for s, _, p in rows})
+
+    def count_state(self, campaign_id: int, state: RecipientState) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        recipients.c.campaign_id == campaign_id, recipients.c.state == state.value
+                    )
+                ).scalar_one()
+            )
+
+    def parts_classes(
+        self, campaign_id: int, states: Sequence[str] = (S.PENDING.value,)
+    ) -> list[PartsClass]:
+        """Recipients grouped by (country, encoding, parts): the whole input of an estimate."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    recipients.c.country,
+                    recipients.c.encoding,
+                    recipients.c.parts,
+                    func.count(),
+                )
+                .where(recipients.c.campaign_id == campaign_id, recipients.c.state.in_(states))
+                .group_by(recipients.c.country, recipients.c.encoding, recipients.c.parts)
+                .order_by(recipients.c.country, recipients.c.encoding, recipients.c.parts)
+            ).all()
+        return [PartsClass(c, e, int(p or 0), int(n)) for c, e, p, n in rows]
+
+    def sample_recipients(self, campaign_id: int, per_class: int = 1) -> list[Claim]:
+        """Up to `per_class` pending recipients of each (country, encoding, parts) class."""
+        out: list[Claim] = []
+        with self.engine.connect() as conn:
+            for cls in self.parts_classes(campaign_id):
+                rows = conn.execute(
+                    select(*CLAIM_COLUMNS)
+                    .where(
+                        recipients.c.campaign_id == campaign_id,
+                        recipients.c.state == S.PENDING.value,
+                        recipients.c.country.is_(None)
+                        if cls.country is None
+                        else recipients.c.country == cls.country,
+                        recipients.c.encoding == cls.encoding,
+                        recipients.c.parts == cls.parts,
+                    )
+                    .order_by(recipients.c.id)
+                    .limit(per_class)
+                ).all()
+                out.extend(claim_from_row(r) for r in rows)
+        return out
+
+    def report_rows(self, campaign_id: int, chunk: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Every recipient in input order (file by file, row by row), streamed."""
+        query = (
+            select(
+                imports.c.filename,
+                recipients.c.row,
+                recipients.c.raw_phone,
+                recipients.c.phone,
+                recipients.c.country,
+                recipients.c.state,
+                recipients.c.reason,
+                recipients.c.parts,
+                recipients.c.encoding,
+                recipients.c.message_id,
+                recipients.c.attempts,
+            )
+            .join(imports, imports.c.id == recipients.c.import_id)
+            .where(recipients.c.campaign_id == campaign_id)
+            .order_by(recipients.c.import_id, recipients.c.row)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=chunk).execute(query)
+            for row in result:
+                yield row._asdict()
+
+    def last_run(self, campaign_id: int) -> RunInfo | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(runs).where(runs.c.campaign_id == campaign_id).order_by(runs.c.id.desc())
+            ).first()
+        if row is None:
+            return None
+        return RunInfo(
+            row.id,
+            row.pid,
+            row.host,
+            bool(row.dry_run),
+            row.mps,
+            aware(row.started_at),
+            aware(row.ended_at),
+            row.exit_code,
+            row.note,
+        )
+
+    def recent_rate(self, campaign_id: int, seconds: float = 10.0) -> tuple[int, int]:
+        """(messages, parts) accepted by the API in the last `seconds` (for status while sending)."""
+        since = now() - timedelta(seconds=seconds)
+        with self.engine.connect() as conn:
+            newest = conn.execute(select(func.max(attempts.c.id))).scalar() or 0
+            row = conn.execute(
+                select(func.count(), func.coalesce(func.sum(recipients.c.parts), 0))
+                .select_from(attempts.join(recipients, recipients.c.id == attempts.c.recipient_id))
+                .where(
+                    attempts.c.id > newest - RATE_WINDOW_ROWS,
+                    attempts.c.campaign_id == campaign_id,
+                    attempts.c.outcome == "sent",
+                    attempts.c.finished_at >= since,
+                )
+            ).one()
+        return int(row[0]), int(row[1])
+
+    def dry_run_results(self, run_id: int) -> list[dict[str, Any]]:
+        """Each attempt of a (dry) run with its recipient's class and number, in claim order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    recipients.c.country,
+                    recipients.c.encoding,
+                    recipients.c.parts,
+                    recipients.c.phone,
+                    attempts.c.outcome,
+                    attempts.c.reason,
+                )
+                .join(recipients, recipients.c.id == attempts.c.recipient_id)
+                .where(attempts.c.run_id == run_id)
+                .order_by(attempts.c.id)
+            ).all()
+        return [r._asdict() for r in rows]
