@@ -74,8 +74,8 @@ def placeholders(paramstyle: str, n: int, start: int = 1) -> list[str]:
 class Params:
     """The placeholders of ONE statement, in order (numbered styles count from 1 per statement)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.style = conn.dialect.paramstyle
+    def __init__(self, paramstyle: str) -> None:
+        self.style = paramstyle
         self.n = 0
 
     def one(self) -> str:
@@ -131,7 +131,7 @@ def recount_pending(
 
 def claim_pending(conn: Connection, ids: Sequence[int], stamp: datetime) -> set[int]:
     """pending -> sending for `ids`, counting the attempt; returns the ids that were still pending."""
-    p = Params(conn)
+    p = Params(conn.dialect.paramstyle)
     rows = conn.exec_driver_sql(
         f"UPDATE recipients SET state = '{SENDING}', attempts = attempts + 1, "
         f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
@@ -151,7 +151,7 @@ def insert_attempts(
     stamp: datetime,
 ) -> None:
     """One attempt row per recipient, with no outcome yet (the call is about to be made)."""
-    p = Params(conn)
+    p = Params(conn.dialect.paramstyle)
     started = dialect_of(conn).time(stamp)
     rows = [(i, campaign_id, run_id, dry_run, started) for i in recipient_ids]
     conn.exec_driver_sql(
@@ -165,7 +165,7 @@ def settle_attempts(
     conn: Connection, run_id: int, settlements: Sequence[Settlement], stamp: datetime
 ) -> None:
     """The outcome of each settlement onto its open attempt (no outcome yet) in run `run_id`."""
-    p = Params(conn)
+    p = Params(conn.dialect.paramstyle)
     ids = [s.recipient_id for s in settlements]
     outcome, outcome_args = p.case("recipient_id", ids, [s.outcome for s in settlements])
     mid, mid_args = p.case("recipient_id", ids, [s.message_id for s in settlements])
@@ -185,7 +185,7 @@ def settle_recipients(conn: Connection, settlements: Sequence[Settlement], stamp
     final = [(s, s.state) for s in settlements if s.state is not None]
     if not final:
         return
-    p = Params(conn)
+    p = Params(conn.dialect.paramstyle)
     ids = [s.recipient_id for s, _ in final]
     state, state_args = p.case("id", ids, [state.value for _, state in final])
     mid, mid_args = p.case("id", ids, [s.message_id for s, _ in final])
