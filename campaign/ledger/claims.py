@@ -199,7 +199,11 @@ class ClaimsMixin:
         if not candidates:
             self.settle(run_id, settle)
             return []
-        ids = [c.recipient_id for c in candidates]
+        # A recipient named twice is claimed (and so called) once.
+        unique: dict[int, Claim] = {}
+        for candidate in candidates:
+            unique.setdefault(candidate.recipient_id, candidate)
+        ids = list(unique)
         with self.engine.begin() as conn:
             if settle:
                 _settle(conn, run_id, settle)
@@ -214,7 +218,7 @@ class ClaimsMixin:
                     dry_run=dry_run,
                     stamp=stamp,
                 )
-        return [c for c in candidates if c.recipient_id in claimed]
+        return [c for i, c in unique.items() if i in claimed]
 
     def settle(self, run_id: int, settlements: Sequence[Settlement]) -> None:
         """Record the outcomes of returned calls, in one commit. A settlement with a state moves

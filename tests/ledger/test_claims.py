@@ -73,6 +73,17 @@ def test_a_claimed_recipient_cannot_be_claimed_again(ledger: Ledger) -> None:
     assert ledger.claim(campaign.id, run_id, [first, second, third]) == []
 
 
+def test_a_recipient_named_twice_in_one_claim_is_claimed_once(ledger: Ledger) -> None:
+    campaign = add_campaign(ledger, pending=2)
+    run_id = start_run(ledger, campaign)
+    first, second = pending_claims(ledger, campaign)
+
+    claimed = ledger.claim(campaign.id, run_id, [first, second, first])
+
+    assert claimed == [first, second]
+    assert len(attempt_rows(ledger, first.recipient_id)) == 1
+
+
 @pytest.mark.parametrize(
     "state", [S.SENT, S.FAILED, S.OPTED_OUT, S.UNKNOWN, S.INVALID, S.DUPLICATE, S.SENDING]
 )
