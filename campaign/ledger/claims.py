@@ -1,11 +1,12 @@
 """The send path: the single-sender lock, runs, and the transitions that keep anyone from being sent twice.
 
 The guarantee rests on three transitions, each committed before the next step happens:
-`claim` (pending -> sending, plus an attempt row) before the API call, `settle` (sending ->
+`claim` (pending -> sending, plus an open attempt row) before the API call, `settle` (sending ->
 sent/failed/opted_out/unknown, or back to pending when the call certainly did not go out) when the
-call returns, and `recover_orphans` (sending -> unknown) when a new sender finds claims left by one
-that died. Nothing but `retry_unknown`, which the user asks for, ever makes an `unknown` recipient
-`pending` again. tests/ledger/test_claims.py checks each of these rules on its own.
+call returns, while the run's attempt is still open, and `recover_orphans` (sending -> unknown,
+closing the attempt) when a new sender finds claims left by one that died or went silent.
+Nothing but `retry_unknown`, which the user asks for, ever makes an `unknown` recipient `pending`
+again. tests/ledger/ (test_claims.py, test_recovery.py) checks each of these rules on its own.
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ class ClaimsMixin:
 
     def settle(self, run_id: int, settlements: Sequence[Settlement]) -> None:
         """Record the outcomes of returned calls, in one commit. A settlement with a state moves
-        its recipient out of `sending` (only if it is still `sending`: ours to settle)."""
+        its recipient out of `sending`, only while the call is still this run's to settle: its
+        attempt in `run_id` has no outcome yet and the recipient is still `sending`."""
         if not settlements:
             return
         with self.engine.begin() as conn:
@@ -231,5 +233,8 @@ class ClaimsMixin:
 
 def _settle(conn: Connection, run_id: int, settlements: Sequence[Settlement]) -> None:
     stamp = now()
-    sql.settle_attempts(conn, run_id, settlements, stamp)
-    sql.settle_recipients(conn, settlements, stamp)
+    # Fencing: a run moves a recipient only while its own attempt is open. An outcome that comes
+    # back after recover_orphans closed the attempt (the sender was silent, not dead) must not
+    # touch the recipient, which a later run may have claimed again (--retry-unknown).
+    open_here = sql.settle_attempts(conn, run_id, settlements, stamp)
+    sql.settle_recipients(conn, [s for s in settlements if s.recipient_id in open_here], stamp)

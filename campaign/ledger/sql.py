@@ -163,19 +163,21 @@ def insert_attempts(
 
 def settle_attempts(
     conn: Connection, run_id: int, settlements: Sequence[Settlement], stamp: datetime
-) -> None:
-    """The outcome of each settlement onto its open attempt (no outcome yet) in run `run_id`."""
+) -> set[int]:
+    """The outcome of each settlement onto its open attempt (no outcome yet) in run `run_id`.
+    Returns the recipients whose attempt was still open: the only ones the run may move on."""
     p = Params(conn.dialect.paramstyle)
     ids = [s.recipient_id for s in settlements]
     outcome, outcome_args = p.case("recipient_id", ids, [s.outcome for s in settlements])
     mid, mid_args = p.case("recipient_id", ids, [s.message_id for s in settlements])
     why, why_args = p.case("recipient_id", ids, [s.reason for s in settlements])
-    conn.exec_driver_sql(
+    rows = conn.exec_driver_sql(
         f"UPDATE attempts SET outcome = {outcome}, message_id = {mid}, reason = {why}, "
         f"finished_at = {p.one()} WHERE run_id = {p.one()} AND outcome IS NULL "
-        f"AND recipient_id IN ({p.many(len(ids))})",
+        f"AND recipient_id IN ({p.many(len(ids))}) RETURNING recipient_id",
         (*outcome_args, *mid_args, *why_args, dialect_of(conn).time(stamp), run_id, *ids),
-    )
+    ).all()
+    return {r[0] for r in rows}
 
 
 def settle_recipients(conn: Connection, settlements: Sequence[Settlement], stamp: datetime) -> None:

@@ -190,6 +190,34 @@ def test_settle_moves_only_rows_that_are_still_sending(ledger: Ledger) -> None:
     assert attempt_rows(ledger, never_claimed.recipient_id) == []
 
 
+def test_a_late_outcome_from_an_earlier_run_changes_nothing(ledger: Ledger) -> None:
+    campaign = add_campaign(ledger, pending=1)
+    (candidate,) = pending_claims(ledger, campaign)
+    silent_run = start_run(ledger, campaign)
+    ledger.claim(campaign.id, silent_run, [candidate])
+    # Its sender went silent: a new sender recovered the claim, the user asked for a retry of the
+    # unknown ones (--retry-unknown), and the new run claimed it again; that call is in flight.
+    ledger.recover_orphans(campaign.id)
+    ledger.retry_unknown(campaign.id)
+    new_run = start_run(ledger, campaign)
+    ledger.claim(campaign.id, new_run, [candidate])
+
+    # The silent sender wakes up and settles its old call: neither its "not sent, back to
+    # pending" (which would let the recipient be claimed a third time while the new call is in
+    # flight) nor a "sent" may touch the new run's claim.
+    ledger.settle(silent_run, [back_to_pending(candidate)])
+    ledger.settle(silent_run, [sent(candidate, "from-the-silent-run")])
+    assert states(ledger, campaign)[candidate.recipient_id] == S.SENDING
+    assert ledger.claim(campaign.id, new_run, [candidate]) == []
+
+    ledger.settle(new_run, [sent(candidate, "from-the-new-run")])
+    (row,) = recipient_rows(ledger, campaign)
+    assert (row.state, row.message_id) == (S.SENT, "from-the-new-run")
+    old, new = attempt_rows(ledger, candidate.recipient_id)
+    assert (old.run_id, old.outcome, old.message_id) == (silent_run, "unknown", None)
+    assert (new.run_id, new.outcome, new.message_id) == (new_run, "sent", "from-the-new-run")
+
+
 def test_a_call_that_did_not_go_out_goes_back_to_pending_and_is_claimed_afresh(
     ledger: Ledger,
 ) -> None:
