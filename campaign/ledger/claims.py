@@ -211,14 +211,8 @@ class ClaimsMixin:
             stamp = now()
             claimed = set(ids) if dry_run else sql.claim_pending(conn, ids, stamp)
             if claimed:
-                sql.insert_attempts(
-                    conn,
-                    campaign_id,
-                    run_id,
-                    [i for i in ids if i in claimed],
-                    dry_run=dry_run,
-                    stamp=stamp,
-                )
+                attempt_rows = [(i, campaign_id, run_id, dry_run) for i in ids if i in claimed]
+                sql.insert_attempts(conn, attempt_rows, stamp)
         return [c for i, c in unique.items() if i in claimed]
 
     def settle(self, run_id: int, settlements: Sequence[Settlement]) -> None:

@@ -142,22 +142,16 @@ def claim_pending(conn: Connection, ids: Sequence[int], stamp: datetime) -> set[
 
 
 def insert_attempts(
-    conn: Connection,
-    campaign_id: int,
-    run_id: int,
-    recipient_ids: Sequence[int],
-    *,
-    dry_run: bool,
-    stamp: datetime,
+    conn: Connection, rows: Sequence[tuple[int, int, int, bool]], stamp: datetime
 ) -> None:
-    """One attempt row per recipient, with no outcome yet (the call is about to be made)."""
+    """(recipient_id, campaign_id, run_id, dry_run) per attempt, with no outcome yet: the call is
+    about to be made."""
     p = Params(conn.dialect.paramstyle)
     started = dialect_of(conn).time(stamp)
-    rows = [(i, campaign_id, run_id, dry_run, started) for i in recipient_ids]
     conn.exec_driver_sql(
         "INSERT INTO attempts (recipient_id, campaign_id, run_id, dry_run, started_at) "
         f"VALUES {', '.join(f'({p.many(5)})' for _ in rows)}",
-        tuple(v for row in rows for v in row),
+        tuple(v for row in rows for v in (*row, started)),
     )
 
 
