@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ def schema_dump(url: str) -> dict[str, Any]:
     return {
         table: (
             [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
-            sorted(i["name"] for i in inspector.get_indexes(table)),
+            sorted(str(i["name"]) for i in inspector.get_indexes(table)),
             sorted(str(u["name"]) for u in inspector.get_unique_constraints(table)),
         )
         for table in sorted(inspector.get_table_names())
@@ -98,6 +100,29 @@ def test_schema_revision_constant_is_the_head() -> None:
     from campaign.ledger.tables import SCHEMA_REVISION
 
     assert head_revision() == SCHEMA_REVISION
+
+
+OPEN_AND_SAY_IF_ALEMBIC_LOADED = (
+    "import sys; from campaign.ledger.engine import open_ledger_engine; "
+    "open_ledger_engine(sys.argv[1]); print('alembic' in sys.modules)"
+)
+
+
+def test_alembic_is_loaded_only_when_the_ledger_is_behind(db_url: str) -> None:
+    # Every command opens the ledger; importing Alembic costs each of them (`make bench` times
+    # `campaign status`), so it is loaded only to migrate.
+    def alembic_loaded() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", OPEN_AND_SAY_IF_ALEMBIC_LOADED, db_url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout.strip()
+
+    assert alembic_loaded() == "True"  # blank: migrated
+    assert current_revision(make_engine(db_url)) == head_revision()
+    assert alembic_loaded() == "False"  # at head: not loaded
 
 
 def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -> None:
