@@ -14,11 +14,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 import campaign.migrations as _migrations_package
+from campaign.errors import UserError
 from campaign.ledger.tables import SCHEMA_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
-from campaign.errors import UserError
 
 MIGRATIONS_DIR = Path(_migrations_package.__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
