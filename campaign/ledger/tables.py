@@ -1,8 +1,8 @@
 """The ledger's tables (SQLAlchemy Core).
 
 Core rather than the ORM: the importer writes a million rows and the sender claims and settles hundreds
-per second, and both go through plain `executemany` statements. The naming convention gives every
-constraint a stable name so that Alembic's batch mode can rebuild SQLite tables.
+per second, and both go through plain whole-batch statements (campaign.ledger.sql). The naming
+convention gives every constraint a stable name so that Alembic's batch mode can rebuild SQLite tables.
 """
 
 from __future__ import annotations
