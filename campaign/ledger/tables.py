@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from campaign.domain import ALL_STATES, FINAL_STATES, RecipientState
+from campaign.domain import ALL_STATES, RecipientState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -32,7 +32,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-__all__ = ["ALL_STATES", "FINAL_STATES", "RecipientState", "metadata"]
+__all__ = ["ALL_STATES", "RecipientState", "metadata"]
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
