@@ -25,7 +25,6 @@ import itertools
 import os
 import queue
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -121,38 +120,6 @@ class SendStats:
         return self.parts_sent / elapsed if elapsed > 0 else 0.0
 
 
-class StopSignal:
-    """First Ctrl-C/SIGTERM asks the loop to stop claiming; the second exits at once.
-
-    Exiting at once is safe: every commit is atomic, and claims whose calls were in flight are
-    found `sending` by the next sender and marked `unknown`."""
-
-    def __init__(self, on_first: Callable[[], None] | None = None) -> None:
-        self.requested = threading.Event()
-        self.on_first = on_first
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        if self.requested.is_set():
-            os._exit(ExitCode.INTERRUPTED)
-        self.requested.set()
-        if self.on_first:
-            self.on_first()
-
-    @contextmanager
-    def installed(self) -> Iterator[StopSignal]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in previous:
-            signal.signal(s, self._handler)
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
 @contextmanager
 def _switch_interval(seconds: float) -> Iterator[None]:
     """The calls spend their time waiting on sockets and hand the GIL over at each wait; a longer
@@ -198,9 +165,10 @@ class Sender:
         self._make_caller = caller  # made when the run starts: processes only if needed
         self.caller: Caller
         self.options = options
-        # Set by whoever shows the run (campaign.cli.send): progress callback and stop requests.
+        # For whoever runs it (campaign.cli.send): a progress callback, and a stop request (set it
+        # to stop claiming; the calls in flight are waited for and recorded).
         self.on_progress: Callable[[SendStats], None] | None = None
-        self.stop = StopSignal()
+        self.stop_requested = threading.Event()
         self.clock = clock
         self.stats = SendStats()
         self.template = Template.parse(campaign.template)
@@ -278,7 +246,7 @@ class Sender:
     def _loop(self) -> None:
         """Until nothing is left, or a stop was asked for and the calls in flight are back."""
         while True:
-            if self.stop.requested.is_set() and self._stopping is None:
+            if self.stop_requested.is_set() and self._stopping is None:
                 self._stopping = StopReason.INTERRUPTED
             self._record_returned()
             now = self.clock()
