@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from campaign.errors import ExitCode
 
 
 class RecipientState(enum.StrEnum):
@@ -32,17 +36,46 @@ class RecipientState(enum.StrEnum):
 
 
 ALL_STATES: tuple[str, ...] = tuple(s.value for s in RecipientState)
-# States nobody will ever be sent in again without the user asking (`--retry-unknown`).
-FINAL_STATES = frozenset(
-    {
-        RecipientState.SENT,
-        RecipientState.FAILED,
-        RecipientState.OPTED_OUT,
-        RecipientState.UNKNOWN,
-        RecipientState.INVALID,
-        RecipientState.DUPLICATE,
-    }
-)
+
+
+class AttemptOutcome(enum.StrEnum):
+    """What one call came to, as `attempts.outcome` stores it (NULL while the call is in flight)."""
+
+    SENT = "sent"  # accepted; MessageId stored
+    DRY_RUN = "dry_run"  # accepted by a DryRun call: validated, not delivered
+    THROTTLED = "throttled"  # ThrottlingException: not sent, retried
+    ERROR = "error"  # a service error or an account-level refusal: not sent
+    FAILED = "failed"  # a permanent per-recipient error
+    OPTED_OUT = "opted_out"  # the destination is on the opt-out list
+    UNKNOWN = "unknown"  # may have gone out: a timeout, a dropped connection, a dead sender
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class StopReason(enum.StrEnum):
+    """Why a send run ended; each maps to the exit code SPEC gives it."""
+
+    DONE = "done"
+    LIMIT = "limit"  # --limit reached; the rest stays pending
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+    HALTED = "halted"  # an account-level error
+    BUDGET = "budget"  # --budget reached (or cannot be enforced)
+    GAVE_UP = "gave_up"  # recipients left pending after repeated service errors
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _STOP_EXIT_CODES[self]
+
+
+_STOP_EXIT_CODES = {
+    StopReason.DONE: ExitCode.OK,
+    StopReason.LIMIT: ExitCode.OK,
+    StopReason.INTERRUPTED: ExitCode.INTERRUPTED,
+    StopReason.HALTED: ExitCode.HALTED,
+    StopReason.BUDGET: ExitCode.HALTED,
+    StopReason.GAVE_UP: ExitCode.ERROR,
+}
 
 
 def now() -> datetime:
@@ -145,7 +178,7 @@ class Settlement:
     """The recorded outcome of one call. `state` None means: not sent, still claimed (will retry)."""
 
     recipient_id: int
-    outcome: str  # attempts.outcome: sent, throttled, error, failed, opted_out, unknown, dry_run, released
+    outcome: AttemptOutcome
     state: RecipientState | None
     message_id: str | None = None
     reason: str | None = None
@@ -180,3 +213,50 @@ class Ucs2Character:
     source: str
     rows: int
     extra_parts: int
+
+
+# -- is the sender alive? ----------------------------------------------------------------------------
+
+# A live sender writes a heartbeat every few seconds (campaign.sending.sender.HEARTBEAT_SECONDS);
+# one silent this long is gone, wherever it ran.
+SENDER_FRESH = timedelta(seconds=60)
+
+
+class SenderLock(Protocol):
+    """Who holds a campaign's sender lock: a `Campaign`, or a ledger row with these columns."""
+
+    @property
+    def sender_pid(self) -> int | None: ...
+    @property
+    def sender_host(self) -> str | None: ...
+    @property
+    def sender_heartbeat(self) -> datetime | None: ...
+
+
+def sender_alive(
+    lock: SenderLock, *, at: datetime | None = None, this_host: str | None = None
+) -> bool:
+    """THE liveness rule (status, edit and send all use it): a sender is alive while its heartbeat
+    is fresh AND, when it ran on this host, its process still exists. The pid check makes a crashed
+    sender on this machine dead at once instead of 60 s later; on another host only the heartbeat
+    can tell."""
+    heartbeat = aware(lock.sender_heartbeat)
+    if lock.sender_pid is None or heartbeat is None:
+        return False
+    if (at or now()) - heartbeat > SENDER_FRESH:
+        return False
+    here = this_host or socket.gethostname()
+    return lock.sender_host != here or pid_alive(lock.sender_pid)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists on this host."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    return True

@@ -1,11 +1,19 @@
 """SendTextMessage option values, checked against the service's own limits (aws-facts.md) before
-anything is stored: the user hears about a bad MaxPrice at `create`, not a million calls later."""
+anything is stored: the user hears about a bad MaxPrice at `create`, not a million calls later.
+
+`CampaignOptions` is a campaign's settings as the user typed them (`create`, `edit`); `campaign_spec`
+and `CampaignOptions.changes` check every one of them.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from campaign.domain import CampaignSpec
 from campaign.errors import UserError
 from campaign.message import MissingMergeValue, Template, TemplateError, size_problem
 
@@ -162,3 +170,85 @@ def check_template(text: str) -> Template:
         if problem:
             raise OptionError(f"even without its fields, the {problem}")
     return template
+
+
+def read_message_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise OptionError(f"{path} is not UTF-8 text") from None
+
+
+@dataclass(frozen=True)
+class CampaignOptions:
+    """A campaign's settings as given on the command line, not checked yet. None: not given."""
+
+    origination_identity: str | None = None
+    message: str | None = None
+    message_file: Path | None = None
+    message_type: str | None = None
+    configuration_set: str | None = None
+    max_price: str | None = None
+    ttl: int | None = None
+    keyword: str | None = None
+    protect_configuration_id: str | None = None
+    contexts: tuple[str, ...] = ()  # KEY=VALUE
+    country_parameters: tuple[str, ...] = ()  # KEY=VALUE
+    message_feedback: bool | None = None
+    gsm_safe: bool | None = None
+
+    def template(self) -> Template | None:
+        """The message template from --message or --message-file, checked (None: neither)."""
+        text = self.message
+        if self.message_file is not None:
+            text = read_message_file(self.message_file)
+        return None if text is None else check_template(text)
+
+    def changes(self) -> dict[str, Any]:
+        """`edit`: the campaign columns to change, each value checked; options not given are left
+        out."""
+        changes: dict[str, Any] = {}
+        template = self.template()
+        if template is not None:
+            changes["template"] = template.source
+        checks: dict[str, Any] = {
+            "origination_identity": check_origination_identity,
+            "message_type": check_message_type,
+            "configuration_set": check_configuration_set,
+            "max_price": check_max_price,
+            "ttl": check_ttl,
+            "keyword": check_keyword,
+            "protect_configuration_id": check_protect_configuration_id,
+            "gsm_safe": bool,
+            "message_feedback": bool,
+        }
+        for column, check in checks.items():
+            value = getattr(self, column)
+            if value is not None:
+                changes[column] = check(value)
+        return changes
+
+
+def campaign_spec(name: str, options: CampaignOptions) -> tuple[CampaignSpec, Template]:
+    """`create`: every setting checked, and the parsed template (for the columns it uses)."""
+    template = options.template()
+    if template is None:
+        raise OptionError("give the message with --message or --message-file")
+    spec = CampaignSpec(
+        name=check_name(name),
+        template=template.source,
+        origination_identity=check_origination_identity(options.origination_identity or ""),
+        message_type=check_message_type(options.message_type or MESSAGE_TYPES[0]),
+        configuration_set=check_configuration_set(options.configuration_set),
+        max_price=check_max_price(options.max_price),
+        ttl=check_ttl(options.ttl),
+        keyword=check_keyword(options.keyword),
+        protect_configuration_id=check_protect_configuration_id(options.protect_configuration_id),
+        context=check_context(parse_pairs(options.contexts, "--context")),
+        country_parameters=check_country_parameters(
+            parse_pairs(options.country_parameters, "--country-parameter")
+        ),
+        message_feedback=bool(options.message_feedback),
+        gsm_safe=bool(options.gsm_safe),
+    )
+    return spec, template

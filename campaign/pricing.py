@@ -19,7 +19,6 @@ import csv
 import io
 import math
 import re
-import textwrap
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ ANY_COUNTRY = "*"
 # JSON amounts are rounded to a micro-dollar (see the module docstring).
 JSON_QUANTUM = Decimal("0.000001")
 UNKNOWN_COUNTRY_LABEL = "??"
-WIDTH = 100  # render_estimate fits a 100-column terminal
 
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 # Codes people reach for that are not ISO 3166 alpha-2.
@@ -538,13 +536,15 @@ def _gsm_safe_hint(findings: Sequence[Ucs2Finding]) -> str | None:
     stuck = _unique(f for f in findings if f.gsm_safe is None)
     if not fixable:
         return None
-    swaps = ", ".join(f"{_show(f.character)} with {_show(f.gsm_safe or '')}" for f in fixable)
+    swaps = ", ".join(
+        f"{show_character(f.character)} with {show_character(f.gsm_safe or '')}" for f in fixable
+    )
     if not stuck:
         return (
             f"create the campaign with --gsm-safe: it would replace {swaps}, and these messages "
             "would be GSM-7"
         )
-    kept = ", ".join(f"{_show(f.character)} ({f.codepoint})" for f in stuck)
+    kept = ", ".join(f"{show_character(f.character)} ({f.codepoint})" for f in stuck)
     return (
         f"--gsm-safe would replace {swaps}, but {kept} has no GSM-7 look-alike: messages "
         "containing it stay UCS-2"
@@ -559,170 +559,13 @@ def _unique(findings: Iterable[Ucs2Finding]) -> list[Ucs2Finding]:
     return list(seen.values())
 
 
-def _show(text: str) -> str:
+def show_character(text: str) -> str:
     """A character as the terminal can show it: quoted, or by code point when invisible."""
     if text == " " or (text and all(unicodedata.category(c)[0] in "LMNPS" for c in text)):
         return f'"{text}"' if "'" in text else f"'{text}'"
     if not text:
         return "''"
     return " ".join(f"U+{ord(c):04X}" for c in text)
-
-
-# -- the terminal table ----------------------------------------------------------------------------
-
-
-def format_duration(seconds: float) -> str:
-    """2h47m, 12m30s, 40s, 3d04h: precise enough for "about"."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    m = round(seconds / 60)
-    if m < 24 * 60:
-        return f"{m // 60}h{m % 60:02d}m"
-    h = round(seconds / 3600)
-    return f"{h // 24}d{h % 24:02d}h"
-
-
-def _usd(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.0001'), ROUND_HALF_UP):,.4f}"
-
-
-def _per_part(price: Price) -> str:
-    text = format(price.per_part.normalize(), "f")
-    return text if "." in text else f"{text}.00"
-
-
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def render_estimate(est: Estimate) -> str:
-    """The human view of an estimate, for the terminal (fits in 100 columns)."""
-    t = est.total
-    source = est.prices_source
-    lines: list[str] = []
-    title = f"Estimate for campaign {est.campaign!r}"
-    title += f", prices from {source} ({CURRENCY})" if source else ", no price table"
-    if est.max_price is not None:
-        title += f", MaxPrice ${est.max_price} per message"
-    lines.append(title)
-    lines.append("")
-    if not t.recipients:
-        lines.append("Nothing to send: no pending recipients.")
-        lines.append("")
-
-    row = "{:<7} {:>11} {:>10} {:>10} {:>12} {:>9} {:>16} {:>14}"
-    lines.append(
-        row.format(
-            "country",
-            "recipients",
-            "GSM-7",
-            "UCS-2",
-            "parts",
-            "$/part",
-            f"cost ({CURRENCY})",
-            "over MaxPrice",
-        )
-    )
-    for c in est.countries:
-        lines.append(
-            row.format(
-                c.label,
-                f"{c.recipients:,}",
-                f"{c.gsm7:,}",
-                f"{c.ucs2:,}",
-                f"{c.parts:,}",
-                _per_part(c.price) if c.price else "-",
-                _usd(c.cost) if c.cost is not None else "no price",
-                f"{c.over_max_price:,}" if est.max_price is not None and c.priced else "-",
-            )
-        )
-    lines.append(
-        row.format(
-            "total",
-            f"{t.recipients:,}",
-            f"{t.gsm7:,}",
-            f"{t.ucs2:,}",
-            f"{t.parts:,}",
-            "",
-            (_usd(t.cost) + ("+" if t.unpriced else "")) if t.cost is not None else "unknown",
-            f"{t.over_max_price:,}" if est.max_price is not None else "-",
-        )
-    )
-    lines.append("")
-
-    if est.duration_seconds is not None and est.mps is not None:
-        where = f" (from {est.mps_source})" if est.mps_source else ""
-        lines.append(
-            f"Duration: about {format_duration(est.duration_seconds)} at {est.mps:g} MPS"
-            f"{where}, {t.parts:,} parts"
-        )
-    else:
-        lines.append("Duration: unknown, the MPS in force is not known (pass --mps)")
-
-    if t.over_max_price:
-        where = ", ".join(
-            f"{c.label} {c.over_max_price:,} ({c.over_max_price_from_parts}+ parts at "
-            f"${_per_part(c.price)})"
-            for c in est.countries
-            if c.over_max_price and c.price is not None
-        )
-        lines.append(
-            f"WARNING: {t.over_max_price:,} messages cost more than MaxPrice ${est.max_price} "
-            f"and AWS will reject them: {where}"
-        )
-    if t.unpriced:
-        if source:
-            codes = ", ".join(c.label for c in est.countries if not c.priced)
-            lines.append(
-                f"WARNING: {t.unpriced:,} recipients in {codes} have no price in "
-                f"{source}: not counted in the cost"
-            )
-        else:
-            lines.append("No price table: costs are not estimated (pass --prices FILE)")
-
-    if est.ucs2_characters:
-        lines.append("")
-        lines.append("Characters that force UCS-2 (70 characters a part instead of 160):")
-        ucs2_row = "  {}{:<8} {:<28} {:<20} {:>9} {:>9}  {}"
-        lines.append(
-            ucs2_row.format("   ", "code", "name", "from", "rows", "+parts", "--gsm-safe").rstrip()
-        )
-        for u in est.ucs2_characters:
-            # Invisible characters (no-break space, zero-width joiner) are shown by code only.
-            shown = u.character if not _show(u.character).startswith("U+") else ""
-            lines.append(
-                ucs2_row.format(
-                    shown + " " * max(3 - _width(shown), 1),
-                    u.codepoint,
-                    _clip(u.name, 28),
-                    _clip(u.source, 20),
-                    f"{u.rows:,}",
-                    f"+{u.extra_parts:,}",
-                    _show(u.gsm_safe) if u.gsm_safe is not None else "",
-                ).rstrip()
-            )
-        if est.gsm_safe_hint:
-            lines.append(f"Hint: {est.gsm_safe_hint}.")
-
-    lines.append("")
-    lines.append(
-        (f"Costs are estimates from the price table {source}" if source else "These are estimates")
-        + ", not AWS quotes; actual charges arrive in delivery events (totalMessagePrice)."
-    )
-    # Warnings and hints can be long (many countries); wrap them, never the table rows.
-    return "\n".join(
-        textwrap.fill(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
-        if len(line) > WIDTH
-        else line
-        for line in lines
-    )
 
 
 __all__ = [
@@ -739,7 +582,6 @@ __all__ = [
     "classes_cost",
     "cost_of",
     "estimate",
-    "format_duration",
     "parse_max_price",
-    "render_estimate",
+    "show_character",
 ]

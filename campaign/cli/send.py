@@ -1,233 +1,218 @@
-"""The `send` command's conversation with the user (part of the CLI layer, split out of cli.py
-for length): pick the MPS, show the summary, confirm, draw the progress bar, explain the ending."""
+"""`campaign send`: the conversation around a send - the summary, the confirmation, the progress
+bar, the ending explained.
+
+What the send does is decided elsewhere: campaign.sending.plan turns the request into a SendPlan
+(rate, calls in flight, processes, sample) and campaign.sending.sender runs it.
+"""
 
 from __future__ import annotations
 
-import math
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from campaign.aws.sms import ClientSettings, SmsConfigError, describe_origination, make_client
-from campaign.cli import Halted, Interrupted, _count, say, user_errors
-from campaign.cli.settings import Settings
-from campaign.domain import PartsClass, RecipientState
-from campaign.ledger import SenderBusy
-from campaign.pricing import PriceTable, classes_cost, format_duration
-from campaign.sending.callers import Caller, ProcessCaller, ThreadCaller
-from campaign.sending.pacing import DRY_RUN_MAX_MPS, concurrency_for, default_mps
-from campaign.sending.sender import Sender, SendOptions, SendStats, StopReason, StopSignal
+from campaign.cli.errors import Halted, Interrupted, user_errors
+from campaign.cli.options import Dollars, mps_option, prices_option
+from campaign.cli.render import count, format_duration, render_sample, say
+from campaign.cli.settings import Settings, pass_settings
+from campaign.domain import Campaign, RecipientState, StopReason
+from campaign.errors import ExitCode
+
+if TYPE_CHECKING:
+    from campaign.sending.plan import SendPlan, SendRequest, Workload
+    from campaign.sending.sender import Sender, SendStats
+
+# The client that checks the configuration and looks the origination identity up makes a call or two.
+BOOTSTRAP_CONNECTIONS = 6
+# A run shorter than this says nothing about who set the pace.
+PACE_NOTE_AFTER_SECONDS = 10
 
 
-def run_send(
-    settings: Settings,
-    *,
-    name: str,
-    mps: float | None,
-    concurrency: int | None,
-    dry_run: bool,
-    sample: int | None,
-    limit: int | None,
-    budget: str | None,
-    prices: Path | None,
-    retry_unknown: bool,
-    timeout: float,
-    yes: bool,
-    processes: int | None = None,
+@click.command()
+@click.argument("name")
+@mps_option("Message parts per second (default: from the origination identity's type).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=None,
+    help="Calls in flight at most (default: enough to reach the MPS at 300 ms a call).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Send with DryRun=True: validated by AWS, not delivered, not charged (<= 5 MPS).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --dry-run: only a stratified sample of about N recipients, at least one "
+    "per (country, encoding, parts) class.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Send to at most N more recipients in this run.",
+)
+@click.option(
+    "--budget",
+    type=Dollars(),
+    default=None,
+    metavar="DOLLARS",
+    help="Stop before this run's estimated spend passes DOLLARS (needs --prices).",
+)
+@prices_option("Price table CSV, for the cost shown and --budget.")
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Put recipients whose outcome is unknown back to pending. They MAY get a second message.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1, max=300),
+    default=20.0,
+    show_default=True,
+    help="Seconds to wait for one API answer before its outcome counts as unknown.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(0, 16),
+    default=None,
+    help="Make the calls from N worker processes (0: from this process). Default: 2 when "
+    "more than 250 calls/s are needed and the machine has 2 cores or more.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_settings
+def send(
+    settings: Settings, name: str, prices: Path | None, timeout: float, yes: bool, **options: Any
 ) -> None:
+    """Send the campaign, paced within the account's MPS. Run it again to resume.
+
+    Each recipient is claimed in the ledger before its call and settled when the call returns,
+    so an interrupted or killed run resumes without sending anyone a second message. Recipients
+    whose call was in flight when a run died are `unknown` and are not re-sent unless you pass
+    --retry-unknown.
+
+    \b
+    Exit codes: 0 done, 1 error, 3 interrupted (run again to resume),
+                4 halted by an account-level error or the budget (fix it, run again).
+    \b
+    Examples:
+      campaign send spring-sale --dry-run --sample 20
+      campaign send spring-sale --mps 20 --prices prices.csv --budget 150
+    """
+    from campaign.aws.sms import ClientSettings
+    from campaign.pricing import PriceTable
+    from campaign.sending.plan import SendRequest
+
+    if options["sample"] is not None and not options["dry_run"]:
+        raise click.UsageError("--sample goes with --dry-run")
+    if options["budget"] is not None and prices is None:
+        raise click.UsageError("--budget needs --prices (a price table to estimate spend)")
     with user_errors():
-        ledger = settings.ledger
-        campaign = ledger.get_campaign(name)
+        campaign = settings.ledger.get_campaign(name)
         table = PriceTable.load(prices) if prices else None
-        budget_value = _parse_budget(budget)
-
-        # MPS: the user's, or the identity's default from its number type.
-        bootstrap = _client(_client_settings(settings, 4, timeout))  # also checks the config
-        if mps is not None:
-            rate, why = mps, "--mps"
-        else:
-            info = describe_origination(bootstrap, campaign.origination_identity)
-            if info.rate_limit is not None:
-                rate = info.rate_limit
-                why = "the number's rate limit from DescribePhoneNumbers; --mps overrides"
-            else:
-                rate, why = default_mps(info.number_type, info.iso_country)
-                if info.note:
-                    why = f"{why}; {info.note}"
-        if dry_run and rate > DRY_RUN_MAX_MPS:
-            rate, why = DRY_RUN_MAX_MPS, f"AWS caps dry runs at {DRY_RUN_MAX_MPS:g} MPS"
-
-        classes = ledger.parts_classes(campaign.id)
-        pending, pending_parts = _totals(classes)
-        mean_parts = pending_parts / pending if pending else 1.0
-        workers = concurrency or concurrency_for(rate, 0.3, mean_parts)
-        # (A bad profile, region or credentials already failed above, making `bootstrap`.)
-        client_settings = _client_settings(settings, workers, timeout)
-        if processes is None:
-            # One process makes roughly 300-400 calls/s; past that, spread the calls.
-            calls_per_second = rate / mean_parts
-            processes = 2 if calls_per_second > 250 and (os.cpu_count() or 1) >= 2 else 0
-
-        def caller() -> Caller:
-            if processes:
-                return ProcessCaller(client_settings, processes, workers)
-            return ThreadCaller(_client(client_settings), workers)
-
-        sample_claims = None
-        if sample is not None:
-            per_class = max(1, math.ceil(sample / max(len(classes), 1)))
-            sample_claims = ledger.sample_recipients(campaign.id, per_class)
-
-        sender = Sender(
-            ledger,
-            campaign,
-            caller,
-            SendOptions(
-                mps=rate,
-                concurrency=workers,
-                dry_run=dry_run,
-                limit=limit,
-                budget=budget_value,
-                prices=table,
-                sample=sample_claims,
-            ),
-        )
-        try:
-            unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
-            recovered = sender.acquire()
-        except SenderBusy as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            if recovered:
-                say(
-                    f"{recovered} recipients were mid-call when the last sender stopped: marked "
-                    "`unknown` (they may have received the message; not re-sent).",
-                    settings,
-                )
-            if retry_unknown:
-                n = unknown_before + recovered
-                if n:
-                    say(
-                        f"--retry-unknown: {n} recipients with an unknown outcome go back to "
-                        "pending. Some of them may already have the message and will get it "
-                        "twice.",
-                        settings,
-                    )
-                    _confirm(yes, f"Re-send to {n} unknown recipients?")
-                    ledger.retry_unknown(campaign.id)
-                    classes = ledger.parts_classes(campaign.id)
-                    pending, pending_parts = _totals(classes)
-
-            to_send = len(sample_claims) if sample_claims is not None else pending
-            to_parts = (
-                sum(c.parts for c in sample_claims) if sample_claims is not None else pending_parts
-            )
-            if limit is not None and sample_claims is None and to_send > limit:
-                to_parts = round(to_parts * limit / to_send)
-                to_send = limit
-            if to_send == 0:
-                counts = ledger.state_counts(campaign.id).counts
-                say(
-                    f"Nothing to send in {campaign.name!r}: 0 pending "
-                    f"({counts['sent']} sent, {counts['failed']} failed, "
-                    f"{counts['unknown']} unknown).",
-                    settings,
-                )
-                return
-            cost = None
-            if table is not None and sample_claims is None:
-                total, unpriced = classes_cost(classes, table)
-                cost = None if unpriced else total
-            kind = "DRY RUN (validated by AWS, not delivered, not charged)" if dry_run else "SEND"
-            say(
-                f"{kind}: {_count(to_send, 'recipient')}, {_count(to_parts, 'part')} from "
-                f"{campaign.origination_identity} ({campaign.message_type.lower()})",
-                settings,
-            )
-            say(
-                f"  rate {rate:g} parts/s ({why}), {workers} calls in flight at most; "
-                f"about {format_duration(to_parts / rate)}",
-                settings,
-            )
-            if cost is not None and not dry_run:
-                say(
-                    f"  estimated cost ${cost:,.2f} (from {table.source if table else ''})",
-                    settings,
-                )
-            if budget_value is not None:
-                say(f"  budget for this run: ${budget_value}", settings)
-            if not dry_run:
-                _confirm(yes, "Send now?")
-
-            bar = _ProgressBar(settings, to_send, dry_run)
-            stop = StopSignal(
-                on_first=lambda: bar.note(
-                    "Stopping: no new calls; waiting for the calls in flight (Ctrl-C again to quit "
-                    "at once)"
-                )
-            )
-            sender.stop = stop
-            sender.on_progress = bar.update
-            with stop.installed():
-                try:
-                    stats = sender.run()
-                finally:
-                    bar.close()
-        finally:
-            sender.release()
-    _finish(
-        settings,
-        campaign.name,
-        stats,
-        dry_run,
-        sample_claims is not None,
-        ledger,
-        campaign.id,
-        sender.run_id,
-        rate,
-    )
-
-
-def _client_settings(settings: Settings, connections: int, timeout: float) -> ClientSettings:
-    return ClientSettings(
+    client = ClientSettings(
         profile=settings.profile,
         region=settings.region,
         endpoint_url=settings.endpoint_url,
-        max_connections=connections + 2,
         read_timeout=timeout,
     )
+    run_send(settings, campaign, SendRequest(client=client, prices=table, **options), yes)
 
 
-def _client(client_settings: ClientSettings) -> Any:
-    try:
-        return make_client(client_settings)
-    except SmsConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: bool) -> None:
+    """Plan, take the campaign's sender lock, ask, send, explain how it ended."""
+    from campaign.aws.sms import describe_origination, make_client
+    from campaign.sending.plan import plan_send
+    from campaign.sending.sender import Sender
+
+    ledger = settings.ledger
+    with user_errors():
+        # Making a client first: a bad profile, region or credentials fail before anything else.
+        bootstrap = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
+        plan = plan_send(ledger, campaign, request, partial(describe_origination, bootstrap))
+        sender = Sender(ledger, campaign, plan.make_caller, plan.sender_options())
+        unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
+        recovered = sender.acquire()
+        try:
+            workload = _before_sending(settings, plan, recovered, unknown_before, yes)
+            if workload is None:
+                return
+            stats = _run(settings, sender, workload.recipients, request.dry_run)
+        finally:
+            sender.release()
+    _finish(settings, plan, stats, sender.run_id)
 
 
-def _parse_budget(budget: str | None) -> Decimal | None:
-    if budget is None:
+def _before_sending(
+    settings: Settings, plan: SendPlan, recovered: int, unknown_before: int, yes: bool
+) -> Workload | None:
+    """Explain what the last sender left, put unknowns back if asked, show the summary and
+    confirm. Returns what to send (None: nothing)."""
+    ledger, campaign = settings.ledger, plan.campaign
+    if recovered:
+        say(
+            f"{recovered} recipients were mid-call when the last sender stopped: marked "
+            "`unknown` (they may have received the message; not re-sent).",
+            settings,
+        )
+    classes = None  # the plan's
+    n = unknown_before + recovered
+    if plan.request.retry_unknown and n:
+        say(
+            f"--retry-unknown: {n} recipients with an unknown outcome go back to "
+            "pending. Some of them may already have the message and will get it "
+            "twice.",
+            settings,
+        )
+        _confirm(yes, f"Re-send to {n} unknown recipients?")
+        ledger.retry_unknown(campaign.id)
+        classes = ledger.parts_classes(campaign.id)
+    work = plan.workload(classes)
+    if work.recipients == 0:
+        counts = ledger.state_counts(campaign.id).counts
+        say(
+            f"Nothing to send in {campaign.name!r}: 0 pending "
+            f"({counts['sent']} sent, {counts['failed']} failed, "
+            f"{counts['unknown']} unknown).",
+            settings,
+        )
         return None
-    try:
-        value = Decimal(budget)
-    except InvalidOperation:
-        raise click.BadParameter(
-            f"{budget!r} is not an amount in dollars", param_hint="--budget"
-        ) from None
-    if not value.is_finite() or value <= 0:
-        raise click.BadParameter("must be a positive amount in dollars", param_hint="--budget")
-    return value
+    _summary(settings, plan, work)
+    if not plan.request.dry_run:
+        _confirm(yes, "Send now?")
+    return work
 
 
-def _totals(classes: Sequence[PartsClass]) -> tuple[int, int]:
-    """(recipients, parts) over (country, encoding, parts) classes."""
-    return sum(c.recipients for c in classes), sum(c.recipients * c.parts for c in classes)
+def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
+    request, campaign, rate = plan.request, plan.campaign, plan.rate
+    kind = "DRY RUN (validated by AWS, not delivered, not charged)" if request.dry_run else "SEND"
+    say(
+        f"{kind}: {count(work.recipients, 'recipient')}, {count(work.parts, 'part')} from "
+        f"{campaign.origination_identity} ({campaign.message_type.lower()})",
+        settings,
+    )
+    say(
+        f"  rate {rate.mps:g} parts/s ({rate.why}), {plan.concurrency} calls in flight at most; "
+        f"about {format_duration(work.parts / rate.mps)}",
+        settings,
+    )
+    if work.cost is not None and not request.dry_run and request.prices is not None:
+        say(f"  estimated cost ${work.cost:,.2f} (from {request.prices.source})", settings)
+    if request.budget is not None:
+        say(f"  budget for this run: ${request.budget}", settings)
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -239,6 +224,54 @@ def _confirm(yes: bool, question: str) -> None:
         )
     if not click.confirm(question, default=False, err=True):
         raise click.ClickException("not sent: cancelled at the confirmation prompt")
+
+
+def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendStats:
+    """The sender's run under a progress bar, with Ctrl-C/SIGTERM asking it to stop."""
+    bar = _ProgressBar(settings, total, dry_run)
+    stop = _StopSignal(
+        sender.stop_requested,
+        on_first=lambda: bar.note(
+            "Stopping: no new calls; waiting for the calls in flight (Ctrl-C again to quit at once)"
+        ),
+    )
+    sender.on_progress = bar.update
+    with stop.installed():
+        try:
+            return sender.run()
+        finally:
+            bar.close()
+
+
+class _StopSignal:
+    """First Ctrl-C/SIGTERM asks the sender to stop claiming; the second exits at once.
+
+    Exiting at once is safe: every commit is atomic, and claims whose calls were in flight are
+    found `sending` by the next sender and marked `unknown`."""
+
+    def __init__(self, requested: threading.Event, on_first: Callable[[], None]) -> None:
+        self.requested = requested
+        self.on_first = on_first
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        if self.requested.is_set():
+            os._exit(ExitCode.INTERRUPTED)
+        self.requested.set()
+        self.on_first()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, self._handler)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 class _ProgressBar:
@@ -286,45 +319,17 @@ class _ProgressBar:
             self.bar.close()
 
 
-def _finish(
-    settings: Settings,
-    name: str,
-    stats: SendStats,
-    dry_run: bool,
-    sampled: bool,
-    ledger: Any,
-    campaign_id: int,
-    run_id: int,
-    mps: float,
-) -> None:
+# -- the ending ------------------------------------------------------------------------------------
+
+
+def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -> None:
+    """Say how the run went, then end with the exit code its stop reason calls for."""
+    name = plan.campaign.name
+    dry_run = plan.request.dry_run
     if dry_run:
-        say(
-            f"Dry run: {stats.dry_run_ok} accepted by the API, {stats.failed} rejected, "
-            f"{stats.throttles} throttled. Nobody was sent anything.",
-            settings,
-        )
-        if sampled:
-            _sample_report(settings, ledger, campaign_id, run_id)
+        _dry_run_result(settings, plan, stats, run_id)
     else:
-        say(
-            f"Sent {stats.sent:,} ({stats.parts_sent:,} parts), failed {stats.failed:,}, "
-            f"opted out {stats.opted_out:,}, unknown {stats.unknown:,}; "
-            f"{stats.throttles} throttles, {stats.retries} retries"
-            + (f"; estimated spend ${stats.spend:.2f}" if stats.spend else "")
-            + ".",
-            settings,
-        )
-        achieved = stats.parts_per_second()
-        elapsed = time.monotonic() - stats.started
-        if elapsed > 10 and not stats.throttles and achieved < 0.9 * mps:
-            # Honest about who set the pace: not AWS (no throttles), so this machine or the
-            # number of calls in flight.
-            say(
-                f"Note: {achieved:.0f} parts/s of the {mps:g} allowed. The service never "
-                "throttled, so the limit was this side: CPU (one process sends roughly 300-400 "
-                "calls/s on a 2-core machine) or --concurrency for the API's latency.",
-                settings,
-            )
+        _send_result(settings, plan, stats)
     for reason, n in sorted(stats.failures.items(), key=lambda kv: -kv[1])[:6]:
         say(f"  {n:>7}  {reason}", settings)
     if stats.stop == StopReason.INTERRUPTED:
@@ -351,42 +356,37 @@ def _finish(
         )
 
 
-def _sample_report(settings: Settings, ledger: Any, campaign_id: int, run_id: int) -> None:
-    results = ledger.dry_run_results(run_id)
-    classes = {
-        (c.country, c.encoding, c.parts): c.recipients for c in ledger.parts_classes(campaign_id)
-    }
-    grouped: dict[tuple[Any, Any, Any], list[str]] = {}
-    for r in results:
-        if r["outcome"] in ("throttled", "error"):
-            continue
-        key = (r["country"], r["encoding"], r["parts"])
-        grouped.setdefault(key, []).append(
-            "ok" if r["outcome"] == "dry_run" else (r["reason"] or r["outcome"])
-        )
-    click.echo(
-        f"{'country':<8} {'encoding':<8} {'parts':>5} {'recipients':>11} {'sampled':>8}  API answer"
+def _dry_run_result(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -> None:
+    say(
+        f"Dry run: {stats.dry_run_ok} accepted by the API, {stats.failed} rejected, "
+        f"{stats.throttles} throttled. Nobody was sent anything.",
+        settings,
     )
-    at_risk = 0
-    for key in sorted(grouped, key=lambda k: (str(k[0]), str(k[1]), k[2])):
-        answers = grouped[key]
-        n = classes.get(key, 0)
-        bad = [a for a in answers if a != "ok"]
-        verdict = "ok" if not bad else ", ".join(sorted(set(bad)))
-        if bad:
-            at_risk += round(n * len(bad) / len(answers))
+    if plan.sample is not None:
+        ledger = settings.ledger
         click.echo(
-            f"{key[0] or '?':<8} {key[1] or '?':<8} {key[2]:>5} {n:>11,} "
-            f"{len(answers):>8}  {verdict}"
+            render_sample(ledger.dry_run_results(run_id), ledger.parts_classes(plan.campaign.id))
         )
-    total = sum(classes.values())
-    click.echo(
-        f"Extrapolated: about {at_risk:,} of {total:,} pending recipients would be "
-        "rejected by the API."
-        if at_risk
-        else f"Extrapolated: every class passed; the API would accept all {total:,} "
-        "pending recipients' requests."
+
+
+def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
+    say(
+        f"Sent {stats.sent:,} ({stats.parts_sent:,} parts), failed {stats.failed:,}, "
+        f"opted out {stats.opted_out:,}, unknown {stats.unknown:,}; "
+        f"{stats.throttles} throttles, {stats.retries} retries"
+        + (f"; estimated spend ${stats.spend:.2f}" if stats.spend else "")
+        + ".",
+        settings,
     )
-
-
-__all__ = ["run_send"]
+    achieved = stats.parts_per_second()
+    elapsed = time.monotonic() - stats.started
+    mps = plan.rate.mps
+    if elapsed > PACE_NOTE_AFTER_SECONDS and not stats.throttles and achieved < 0.9 * mps:
+        # Honest about who set the pace: not AWS (no throttles), so this machine or the
+        # number of calls in flight.
+        say(
+            f"Note: {achieved:.0f} parts/s of the {mps:g} allowed. The service never "
+            "throttled, so the limit was this side: CPU (one process sends roughly 300-400 "
+            "calls/s on a 2-core machine) or --concurrency for the API's latency.",
+            settings,
+        )

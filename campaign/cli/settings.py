@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import click
 
 from campaign.ledger import Ledger
 from campaign.ledger.engine import open_ledger_engine
 
-DEFAULT_DB = "sqlite:///campaign.ledger.engine"
+DEFAULT_DB = "sqlite:///campaign.db"  # in the current folder (SPEC)
 
 
 @dataclass
@@ -23,7 +22,6 @@ class Settings:
     region: str | None = None
     endpoint_url: str | None = None
     quiet: bool = False
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
     def ledger(self) -> Ledger:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from campaign.domain import Campaign, RecipientState
+from campaign.domain import Campaign, RecipientState, sender_alive
 from campaign.errors import UserError
 from campaign.importing.rows import body_verdict, ucs2_totals_rows
 from campaign.ledger import Ledger
@@ -30,7 +30,7 @@ def edit_campaign(
 ) -> RecountSummary | None:
     """Store `changes` (validated column values); recount pending recipients when the template or
     gsm_safe changes. Returns the recount, or None when nothing needed recounting."""
-    if ledger.sender_alive(campaign):
+    if sender_alive(campaign):
         raise UserError(
             f"campaign {campaign.name!r} is being sent right now (pid {campaign.sender_pid}); "
             "stop that send before editing it"

@@ -1,80 +1,162 @@
-"""`campaign status`: counts by state, parts, the live sender, rate and ETA, as one dict."""
+"""`campaign status`: counts by state, parts, the live sender, rate and ETA, as one typed object.
+
+`CampaignStatus.to_json()` is the `status --json` contract (SPEC: every state in `counts`, zeros
+included); campaign.cli.render draws the same object for the terminal.
+"""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from campaign.domain import now
+from campaign.domain import ALL_STATES, RecipientState, RunInfo, sender_alive
 from campaign.ledger import Ledger
 from campaign.pricing import PriceTable, classes_cost
 
 RATE_WINDOW_SECONDS = 10.0
-HEARTBEAT_FRESH_SECONDS = 60.0
 
 
-def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LiveSender:
+    """The sender running now, as its lock in the ledger says."""
+
+    pid: int | None
+    host: str
+    heartbeat: datetime | None
+    parts_per_second: float  # over the last RATE_WINDOW_SECONDS
+    messages_per_second: float
+    eta_seconds: float | None  # None: nothing sent lately, no rate to go by
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Estimated spend from a price table: what was sent and what is still to send."""
+
+    prices: str
+    unpriced: int  # recipients with no price in the table (not counted)
+    sent: float
+    to_send: float
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    campaign: str
+    origination_identity: str
+    message_type: str
+    max_price: str | None
+    counts: Mapping[str, int]  # every state, zeros included
+    parts_sent: int
+    parts_pending: int  # pending + sending
+    imports: int
+    sender: LiveSender | None  # None: no sender alive
+    spend: Spend | None  # None: no price table given
+    last_run: RunInfo | None
+
+    @property
+    def recipients(self) -> int:
+        return sum(self.counts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The `status --json` object; its keys are a contract (SPEC, tests)."""
+        info: dict[str, Any] = {
+            "campaign": self.campaign,
+            "counts": dict(self.counts),
+            "recipients": self.recipients,
+            "parts_sent": self.parts_sent,
+            "parts_pending": self.parts_pending,
+            "origination_identity": self.origination_identity,
+            "message_type": self.message_type,
+            "max_price": self.max_price,
+            "imports": self.imports,
+            "sender": None,
+        }
+        live = self.sender
+        if live is not None:
+            info["sender"] = {
+                "pid": live.pid,
+                "host": live.host,
+                "heartbeat": _text(live.heartbeat),
+            }
+            info["rate_parts_per_second"] = live.parts_per_second
+            info["rate_messages_per_second"] = live.messages_per_second
+            info["eta_seconds"] = live.eta_seconds
+        if self.spend is not None:
+            s = self.spend
+            info["spend"] = {
+                "prices": s.prices,
+                "unpriced": s.unpriced,
+                "sent": s.sent,
+                "to_send": s.to_send,
+            }
+        last = self.last_run
+        info["last_run"] = (
+            {
+                "started_at": _text(last.started_at),
+                "ended_at": _text(last.ended_at),
+                "dry_run": last.dry_run,
+                "mps": last.mps,
+                "exit_code": last.exit_code,
+                "note": last.note,
+            }
+            if last
+            else None
+        )
+        return info
+
+
+def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None) -> CampaignStatus:
     campaign = ledger.get_campaign(name)
     tally = ledger.state_counts(campaign.id)
-    info: dict[str, Any] = {
-        "campaign": campaign.name,
-        "counts": tally.counts,
-        "recipients": tally.total,
-        "parts_sent": tally.parts["sent"],
-        "parts_pending": tally.parts["pending"] + tally.parts["sending"],
-        "origination_identity": campaign.origination_identity,
-        "message_type": campaign.message_type,
-        "max_price": campaign.max_price,
-        "imports": len(ledger.list_imports(campaign.id)),
-    }
-    heartbeat = campaign.sender_heartbeat
-    alive = (
-        campaign.sender_pid is not None
-        and heartbeat is not None
-        and (now() - heartbeat).total_seconds() < HEARTBEAT_FRESH_SECONDS
-    )
-    info["sender"] = (
-        {
-            "pid": campaign.sender_pid,
-            "host": campaign.sender_host or socket.gethostname(),
-            "heartbeat": heartbeat,
-        }
-        if alive
-        else None
-    )
-    if alive:
+    parts_pending = tally.parts[RecipientState.PENDING] + tally.parts[RecipientState.SENDING]
+    live = None
+    if sender_alive(campaign):
         messages, parts = ledger.recent_rate(campaign.id, RATE_WINDOW_SECONDS)
         rate = parts / RATE_WINDOW_SECONDS
-        info["rate_parts_per_second"] = rate
-        info["rate_messages_per_second"] = messages / RATE_WINDOW_SECONDS
-        info["eta_seconds"] = info["parts_pending"] / rate if rate > 0 else None
-    if prices is not None:
-        info["spend"] = _spend(ledger, campaign.id, prices)
-    last = ledger.last_run(campaign.id)
-    info["last_run"] = (
-        {
-            "started_at": last.started_at,
-            "ended_at": last.ended_at,
-            "dry_run": last.dry_run,
-            "mps": last.mps,
-            "exit_code": last.exit_code,
-            "note": last.note,
-        }
-        if last
-        else None
+        live = LiveSender(
+            pid=campaign.sender_pid,
+            host=campaign.sender_host or socket.gethostname(),
+            heartbeat=campaign.sender_heartbeat,
+            parts_per_second=rate,
+            messages_per_second=messages / RATE_WINDOW_SECONDS,
+            eta_seconds=parts_pending / rate if rate > 0 else None,
+        )
+    return CampaignStatus(
+        campaign=campaign.name,
+        origination_identity=campaign.origination_identity,
+        message_type=campaign.message_type,
+        max_price=campaign.max_price,
+        counts={state: tally.counts.get(state, 0) for state in ALL_STATES},
+        parts_sent=tally.parts[RecipientState.SENT],
+        parts_pending=parts_pending,
+        imports=len(ledger.list_imports(campaign.id)),
+        sender=live,
+        spend=_spend(ledger, campaign.id, prices) if prices is not None else None,
+        last_run=ledger.last_run(campaign.id),
     )
-    return info
 
 
-def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> dict[str, Any]:
+def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> Spend:
     """Estimated spend of what was sent and of what is still to send, from the price table."""
-    sent, unpriced_sent = classes_cost(ledger.parts_classes(campaign_id, ("sent",)), prices)
-    to_send, unpriced_rest = classes_cost(
-        ledger.parts_classes(campaign_id, ("pending", "sending")), prices
+    sent, unpriced_sent = classes_cost(
+        ledger.parts_classes(campaign_id, (RecipientState.SENT.value,)), prices
     )
-    return {
-        "prices": prices.source,
-        "unpriced": unpriced_sent + unpriced_rest,
-        "sent": float(round(sent, 6)),
-        "to_send": float(round(to_send, 6)),
-    }
+    to_send, unpriced_rest = classes_cost(
+        ledger.parts_classes(
+            campaign_id, (RecipientState.PENDING.value, RecipientState.SENDING.value)
+        ),
+        prices,
+    )
+    return Spend(
+        prices=prices.source,
+        unpriced=unpriced_sent + unpriced_rest,
+        sent=float(round(sent, 6)),
+        to_send=float(round(to_send, 6)),
+    )
+
+
+def _text(value: datetime | None) -> str | None:
+    # As `status --json` has always written times: str(datetime), "2026-05-01 12:00:00+00:00".
+    return None if value is None else str(value)

@@ -12,6 +12,10 @@ threads in worker processes) makes the API calls. For each call, in this order:
 
 So `sending` rows are exactly the calls in flight (at most `concurrency`), and a sender killed at any
 moment leaves at most that many rows whose fate is unknown; the next sender marks them `unknown`.
+
+The loop (`Sender._loop`) repeats named steps: record the calls that returned, launch the calls that
+are due (claims committed in one transaction before their calls, carrying the outcomes recorded so
+far), flush outcomes that waited long enough, heartbeat, report progress, wait for work.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import itertools
 import os
 import queue
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -34,8 +37,16 @@ from decimal import Decimal
 from typing import Any
 
 from campaign.aws.sms import build_request
-from campaign.domain import Campaign, Claim, RecipientState, Settlement
-from campaign.errors import UserError
+from campaign.domain import (
+    AttemptOutcome,
+    Campaign,
+    Claim,
+    RecipientState,
+    Settlement,
+    StopReason,
+    pid_alive,
+)
+from campaign.errors import ExitCode, UserError
 from campaign.ledger import Ledger
 from campaign.message import Template, gsm_safe
 from campaign.pricing import PriceTable, cost_of
@@ -47,24 +58,26 @@ S = RecipientState
 HEARTBEAT_SECONDS = 5.0
 PREFETCH = 1000
 SETTLE_MAX_WAIT = 0.05  # seconds an outcome may wait to be committed with others
+SETTLE_MAX_BATCH = 256  # outcomes committed at once at most
 PROGRESS_SECONDS = 0.1  # how often the progress callback runs
+IDLE_WAIT = 0.2  # the loop wakes at least this often (stop requests, heartbeat, progress)
 # Claims are made in bursts at most this often: one commit for several messages. The service's
 # bucket holds about a second of traffic, so bursts this short never trip it.
 CLAIM_WINDOW = 0.025
 SWITCH_INTERVAL = 0.02
+# What the launch step says about the next one: seconds to wait, a reason to stop, or None (nothing
+# to claim now).
+LaunchWait = float | StopReason | None
+# The final states of the per-recipient decisions (a dry run records the outcome only).
+_FINAL = {
+    Decision.FAILED: (S.FAILED, AttemptOutcome.FAILED),
+    Decision.OPTED_OUT: (S.OPTED_OUT, AttemptOutcome.OPTED_OUT),
+    Decision.UNKNOWN: (S.UNKNOWN, AttemptOutcome.UNKNOWN),
+}
 
 
 class SenderFailed(UserError):
     """The send cannot go on (one line for the user); the ledger is consistent."""
-
-
-class StopReason:
-    DONE = "done"
-    INTERRUPTED = "interrupted"
-    HALTED = "halted"
-    BUDGET = "budget"
-    LIMIT = "limit"
-    GAVE_UP = "gave_up"
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,7 @@ class SendOptions:
     limit: int | None = None
     budget: Decimal | None = None
     prices: PriceTable | None = None
-    sample: list[Claim] | None = None  # dry-run these recipients only (stratified sample)
+    sample: tuple[Claim, ...] | None = None  # dry-run these recipients only (stratified sample)
 
 
 @dataclass
@@ -95,7 +108,7 @@ class SendStats:
     spend: Decimal = Decimal(0)
     started: float = field(default_factory=time.monotonic)
     halt_reason: str | None = None
-    stop: str = StopReason.DONE
+    stop: StopReason = StopReason.DONE
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -107,48 +120,17 @@ class SendStats:
         return self.parts_sent / elapsed if elapsed > 0 else 0.0
 
 
-class StopSignal:
-    """First Ctrl-C/SIGTERM asks the loop to stop claiming; the second exits at once.
-
-    Exiting at once is safe: every commit is atomic, and claims whose calls were in flight are
-    found `sending` by the next sender and marked `unknown`."""
-
-    def __init__(self, on_first: Callable[[], None] | None = None) -> None:
-        self.requested = threading.Event()
-        self.on_first = on_first
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        if self.requested.is_set():
-            os._exit(3)
-        self.requested.set()
-        if self.on_first:
-            self.on_first()
-
-    @contextmanager
-    def installed(self) -> Iterator[StopSignal]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in previous:
-            signal.signal(s, self._handler)
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+@contextmanager
+def _switch_interval(seconds: float) -> Iterator[None]:
+    """The calls spend their time waiting on sockets and hand the GIL over at each wait; a longer
+    forced-switch interval saves needless switches between them (measured: boto3 from 61 threads
+    at 100 calls/s, 2.45 -> 2.11 ms CPU a call; the tool at 500 MPS, 2.5 -> 2.2 ms a message)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def _drain(done: queue.SimpleQueue[Any]) -> list[Any]:
@@ -176,8 +158,6 @@ class Sender:
         caller: Callable[[], Caller],
         options: SendOptions,
         *,
-        on_progress: Callable[[SendStats], None] | None = None,
-        stop: StopSignal | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ledger = ledger
@@ -185,8 +165,10 @@ class Sender:
         self._make_caller = caller  # made when the run starts: processes only if needed
         self.caller: Caller
         self.options = options
-        self.on_progress = on_progress
-        self.stop = stop or StopSignal()
+        # For whoever runs it (campaign.cli.send): a progress callback, and a stop request (set it
+        # to stop claiming; the calls in flight are waited for and recorded).
+        self.on_progress: Callable[[SendStats], None] | None = None
+        self.stop_requested = threading.Event()
         self.clock = clock
         self.stats = SendStats()
         self.template = Template.parse(campaign.template)
@@ -204,6 +186,13 @@ class Sender:
         self._flight: dict[int, tuple[Claim, float, int]] = {}
         self._failing_in_a_row = 0
         self._breaker = max(20, 2 * options.concurrency)
+        # The loop's state between steps.
+        self._returned: list[tuple[int, Outcome]] = []  # calls back, not yet recorded
+        self._outcomes: list[Settlement] = []  # recorded, not yet committed
+        self._outcomes_since = 0.0  # when the oldest of them was recorded (0: none waiting)
+        self._stopping: StopReason | None = None
+        self._next_launch = 0.0
+        self._last_beat = self._last_progress = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -232,112 +221,209 @@ class Sender:
         if opts.sample is not None:
             self._buffer.extend(opts.sample)
             self._exhausted = True
-        settle: list[Settlement] = []
-        settle_since = 0.0
-        last_beat = last_progress = self.clock()
-        stopping: str | None = None
-        wait_for: float | str | None = None
-        exit_code = 0
-        returned: list[tuple[int, Outcome]] = []
-        next_launch = 0.0
+        self._last_beat = self._last_progress = self.clock()
+        exit_code = ExitCode.ERROR  # unless the loop ends normally
         self.caller = self._make_caller()
-        # The calls spend their time waiting on sockets and hand the GIL over at each wait; a
-        # longer forced-switch interval saves needless switches between them (measured: boto3
-        # from 61 threads at 100 calls/s, 2.45 -> 2.11 ms CPU a call; the tool at 500 MPS,
-        # 2.5 -> 2.2 ms a message).
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
-            while True:
-                if self.stop.requested.is_set() and stopping is None:
-                    stopping = StopReason.INTERRUPTED
-                # 1. record the calls that returned (the workers queue them as they finish)
-                returned.extend(_drain(self.caller.done))
-                for recipient_id, outcome in returned:
-                    claim, sent_at, tries = self._flight.pop(recipient_id)
-                    halt = self._apply(claim, sent_at, tries, outcome, settle)
-                    if halt and stopping is None:
-                        stopping = StopReason.HALTED
-                        self.stats.halt_reason = halt
-                returned.clear()
-                now = self.clock()
-                if settle and not settle_since:
-                    settle_since = now
-                # 2. claim and call, as the rate and the free slots allow. Claims go in small
-                # bursts (CLAIM_WINDOW) so that one commit carries several messages; outcomes
-                # waiting to be saved ride in the same transaction, before the claims.
-                if stopping is None and now >= next_launch:
-                    wait_for = self._launch(settle)
-                    if wait_for is None and not self._flight and not self._retries:
-                        break  # nothing pending, nothing in flight: done (or gave up on some)
-                    if isinstance(wait_for, str):
-                        stopping = wait_for
-                    elif isinstance(wait_for, float):
-                        next_launch = now + max(wait_for, CLAIM_WINDOW)
-                    else:
-                        next_launch = now + max(self._retry_wait() or 0.2, CLAIM_WINDOW)
-                if settle and (
-                    not self._flight
-                    or len(settle) >= 256
-                    or now - settle_since >= SETTLE_MAX_WAIT
-                    or stopping
-                ):
-                    self.ledger.settle(self.run_id, settle)
-                    settle.clear()
-                if not settle:
-                    settle_since = 0.0
-                if stopping is not None and not self._flight:
-                    break
-                if now - last_beat >= HEARTBEAT_SECONDS:
-                    self.ledger.heartbeat(self.campaign.id, self.token)
-                    last_beat = now
-                if self.on_progress and now - last_progress >= PROGRESS_SECONDS:
-                    self.on_progress(self.stats)
-                    last_progress = now
-                # 3. sleep until a call returns, more may be claimed, or outcomes must be saved
-                timeout = 0.2
-                if stopping is None:
-                    timeout = min(timeout, next_launch - now)
-                if settle:
-                    timeout = min(timeout, settle_since + SETTLE_MAX_WAIT - now)
-                if timeout <= 0:
-                    continue
-                try:
-                    returned.append(self.caller.done.get(timeout=timeout))
-                except queue.Empty:
-                    if self._flight and not self.caller.healthy():
-                        # Its calls in flight may or may not have gone out: they stay
-                        # `sending`, and the next run marks them `unknown`.
-                        raise SenderFailed(
-                            "a worker process making the API calls died; run the same command "
-                            "again to resume (the calls it had in flight will be `unknown`)"
-                        ) from None
+            with _switch_interval(SWITCH_INTERVAL):
+                self._loop()
             # Recipients still waiting for a retry are `pending` in the ledger: nothing to undo.
             self._retries.clear()
-            if stopping:
-                self.stats.stop = stopping
-            exit_code = {
-                StopReason.DONE: 0,
-                StopReason.LIMIT: 0,
-                StopReason.INTERRUPTED: 3,
-                StopReason.HALTED: 4,
-                StopReason.BUDGET: 4,
-                StopReason.GAVE_UP: 1,
-            }[self.stats.stop]
+            if self._stopping:
+                self.stats.stop = self._stopping
+            exit_code = self.stats.stop.exit_code
             return self.stats
-        except BaseException:
-            exit_code = 1
-            raise
         finally:
-            if settle:
-                self.ledger.settle(self.run_id, settle)
+            if self._outcomes:
+                self.ledger.settle(self.run_id, self._outcomes)
             self.caller.close()
-            sys.setswitchinterval(switch_interval)
             self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
             if self.on_progress:
                 self.on_progress(self.stats)
 
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        """Until nothing is left, or a stop was asked for and the calls in flight are back."""
+        while True:
+            if self.stop_requested.is_set() and self._stopping is None:
+                self._stopping = StopReason.INTERRUPTED
+            self._record_returned()
+            now = self.clock()
+            if self._outcomes and not self._outcomes_since:
+                self._outcomes_since = now
+            if self._stopping is None and now >= self._next_launch and self._launch_due(now):
+                return  # nothing pending, nothing in flight: done (or gave up on some)
+            self._flush_outcomes(now)
+            if self._stopping is not None and not self._flight:
+                return
+            self._heartbeat_if_due(now)
+            self._progress_if_due(now)
+            self._wait_for_work(now)
+
+    def _record_returned(self) -> None:
+        """Record the calls that returned (the workers queue them as they finish)."""
+        self._returned.extend(_drain(self.caller.done))
+        for recipient_id, outcome in self._returned:
+            claim, sent_at, tries = self._flight.pop(recipient_id)
+            halt = self._record(claim, sent_at, tries, outcome)
+            if halt and self._stopping is None:
+                self._stopping = StopReason.HALTED
+                self.stats.halt_reason = halt
+        self._returned.clear()
+
+    def _launch_due(self, now: float) -> bool:
+        """Claim and call as the rate and the free slots allow, and say when to look again.
+
+        Claims go in small bursts (CLAIM_WINDOW) so that one commit carries several messages;
+        outcomes waiting to be committed ride in the same transaction, before the claims. Returns
+        True when the run is over: nothing to claim, nothing in flight, no retry queued."""
+        wait = self._launch()
+        if wait is None and not self._flight and not self._retries:
+            return True
+        if isinstance(wait, StopReason):
+            self._stopping = wait
+        elif wait is not None:
+            self._next_launch = now + max(wait, CLAIM_WINDOW)
+        else:
+            self._next_launch = now + max(self._retry_wait() or IDLE_WAIT, CLAIM_WINDOW)
+        return False
+
+    def _flush_outcomes(self, now: float) -> None:
+        """Commit the recorded outcomes once they are many or waited long enough, or when no
+        claim will carry them (nothing in flight, or the run is stopping)."""
+        outcomes = self._outcomes
+        if outcomes and (
+            not self._flight
+            or len(outcomes) >= SETTLE_MAX_BATCH
+            or now - self._outcomes_since >= SETTLE_MAX_WAIT
+            or self._stopping
+        ):
+            self.ledger.settle(self.run_id, outcomes)
+            outcomes.clear()
+        if not outcomes:
+            self._outcomes_since = 0.0
+
+    def _heartbeat_if_due(self, now: float) -> None:
+        if now - self._last_beat >= HEARTBEAT_SECONDS:
+            self.ledger.heartbeat(self.campaign.id, self.token)
+            self._last_beat = now
+
+    def _progress_if_due(self, now: float) -> None:
+        if self.on_progress and now - self._last_progress >= PROGRESS_SECONDS:
+            self.on_progress(self.stats)
+            self._last_progress = now
+
+    def _wait_for_work(self, now: float) -> None:
+        """Sleep until a call returns, more may be claimed, or outcomes must be committed."""
+        timeout = IDLE_WAIT
+        if self._stopping is None:
+            timeout = min(timeout, self._next_launch - now)
+        if self._outcomes:
+            timeout = min(timeout, self._outcomes_since + SETTLE_MAX_WAIT - now)
+        if timeout <= 0:
+            return
+        try:
+            self._returned.append(self.caller.done.get(timeout=timeout))
+        except queue.Empty:
+            if self._flight and not self.caller.healthy():
+                # Its calls in flight may or may not have gone out: they stay `sending`, and the
+                # next run marks them `unknown`.
+                raise SenderFailed(
+                    "a worker process making the API calls died; run the same command "
+                    "again to resume (the calls it had in flight will be `unknown`)"
+                ) from None
+
     # -- claiming --------------------------------------------------------------------------------
+
+    def _launch(self) -> LaunchWait:
+        """Claim as many recipients as the free slots and the rate allow, and start their calls.
+
+        Returns the seconds until more may go, a stop reason, or None when there is nothing left
+        to claim now."""
+        batch, wait = self._take_batch()
+        if batch:
+            self._claim_and_call(batch)
+            if wait is None:
+                wait = 0.0
+        return wait
+
+    def _take_batch(self) -> tuple[list[tuple[Claim, int]], LaunchWait]:
+        """The next recipients to claim (with their earlier tries), within the free slots, the
+        rate, --limit and --budget; and what stopped the batch there."""
+        opts = self.options
+        free = opts.concurrency - len(self._flight)
+        batch: list[tuple[Claim, int]] = []
+        batch_cost = Decimal(0)  # estimated cost of `batch`, for --budget
+        while free > len(batch):
+            candidate = self._next_candidate()
+            if candidate is None:
+                return batch, self._retry_wait()
+            claim, tries = candidate
+            if (
+                not tries
+                and opts.limit is not None
+                and self.stats.claimed + len(batch) >= opts.limit
+            ):
+                wait = self._retry_wait()
+                return batch, StopReason.LIMIT if wait is None and not batch else wait
+            if opts.budget is not None:
+                cost = self._cost_within_budget(claim, opts.budget, batch_cost)
+                if cost is None:
+                    return batch, StopReason.BUDGET
+                batch_cost += cost
+            delay = self.limiter.delay_for(claim.parts)
+            if delay > 0:
+                return batch, delay
+            self.limiter.try_acquire(claim.parts)
+            if tries:
+                heapq.heappop(self._retries)
+            else:
+                self._buffer.popleft()
+            batch.append((claim, tries))
+        return batch, None
+
+    def _cost_within_budget(
+        self, claim: Claim, budget: Decimal, batch_cost: Decimal
+    ) -> Decimal | None:
+        """The claim's estimated cost, or None (and the halt reason set) when it would pass the
+        budget or has no price to check it with."""
+        cost = cost_of(claim.parts, claim.country, self.options.prices)
+        if cost is None:
+            self.stats.halt_reason = (
+                f"no price for country {claim.country or '?'} in the price table, so "
+                "--budget cannot be enforced; add the country to the table"
+            )
+            return None
+        if self.stats.spend + batch_cost + cost > budget:
+            self.stats.halt_reason = (
+                f"budget reached: ${self.stats.spend:.4f} estimated so far; the next "
+                f"message (${cost:.5f}) would pass --budget ${budget}"
+            )
+            return None
+        return cost
+
+    def _claim_and_call(self, batch: list[tuple[Claim, int]]) -> None:
+        """Claim `batch` in one commit (with the outcomes waiting to be committed), then start the
+        calls of the recipients actually claimed."""
+        dry_run = self.options.dry_run
+        claimed = self.ledger.claim(
+            self.campaign.id,
+            self.run_id,
+            [c for c, _ in batch],
+            dry_run=dry_run,
+            settle=self._outcomes,
+        )
+        self._outcomes.clear()
+        claimed_ids = {c.recipient_id for c in claimed}
+        for claim, tries in batch:
+            if claim.recipient_id not in claimed_ids:
+                continue  # no longer pending (changed under us): never call
+            if not tries:
+                self.stats.claimed += 1
+            request = build_request(self.campaign, claim, self._body(claim), dry_run=dry_run)
+            self._flight[claim.recipient_id] = (claim, self.clock(), tries)
+            self.caller.submit(claim.recipient_id, request)
 
     def _next_candidate(self) -> tuple[Claim, int] | None:
         now = self.clock()
@@ -357,82 +443,6 @@ class Sender:
             return self._buffer[0], 0
         return None
 
-    def _launch(self, settle: list[Settlement]) -> float | str | None:
-        """Claim as many recipients as the free slots and the rate allow, and start their calls.
-
-        Returns the seconds until more may go (float), a stop reason (str), or None when there is
-        nothing left to claim now."""
-        opts = self.options
-        free = opts.concurrency - len(self._flight)
-        batch: list[tuple[Claim, int]] = []
-        batch_cost = Decimal(0)  # estimated cost of `batch`, for --budget
-        wait_for: float | str | None = None
-        while free > len(batch):
-            candidate = self._next_candidate()
-            if candidate is None:
-                wait_for = self._retry_wait()
-                break
-            claim, tries = candidate
-            if (
-                not tries
-                and opts.limit is not None
-                and self.stats.claimed + len(batch) >= opts.limit
-            ):
-                wait_for = self._retry_wait()
-                if wait_for is None and not batch:
-                    wait_for = StopReason.LIMIT
-                break
-            if opts.budget is not None:
-                cost = cost_of(claim.parts, claim.country, opts.prices)
-                if cost is None:
-                    self.stats.halt_reason = (
-                        f"no price for country {claim.country or '?'} in the price table, so "
-                        "--budget cannot be enforced; add the country to the table"
-                    )
-                    wait_for = StopReason.BUDGET
-                    break
-                if self.stats.spend + batch_cost + cost > opts.budget:
-                    self.stats.halt_reason = (
-                        f"budget reached: ${self.stats.spend:.4f} estimated so far; the next "
-                        f"message (${cost:.5f}) would pass --budget ${opts.budget}"
-                    )
-                    wait_for = StopReason.BUDGET
-                    break
-                batch_cost += cost
-            delay = self.limiter.delay_for(claim.parts)
-            if delay > 0:
-                wait_for = delay
-                break
-            self.limiter.try_acquire(claim.parts)
-            if tries:
-                heapq.heappop(self._retries)
-            else:
-                self._buffer.popleft()
-            batch.append((claim, tries))
-        if batch:
-            claimed = self.ledger.claim(
-                self.campaign.id,
-                self.run_id,
-                [c for c, _ in batch],
-                dry_run=opts.dry_run,
-                settle=settle,
-            )
-            settle.clear()
-            claimed_ids = {c.recipient_id for c in claimed}
-            for claim, tries in batch:
-                if claim.recipient_id not in claimed_ids:
-                    continue  # no longer pending (changed under us): never call
-                if not tries:
-                    self.stats.claimed += 1
-                request = build_request(
-                    self.campaign, claim, self._body(claim), dry_run=opts.dry_run
-                )
-                self._flight[claim.recipient_id] = (claim, self.clock(), tries)
-                self.caller.submit(claim.recipient_id, request)
-            if wait_for is None:
-                wait_for = 0.0
-        return wait_for
-
     def _retry_wait(self) -> float | None:
         """Seconds until the first queued retry is due (None: no retries queued)."""
         if not self._retries:
@@ -445,90 +455,92 @@ class Sender:
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    def _apply(
-        self,
-        claim: Claim,
-        sent_at: float,
-        tries: int,
-        outcome: Outcome,
-        settle: list[Settlement],
-    ) -> str | None:
+    def _record(self, claim: Claim, sent_at: float, tries: int, outcome: Outcome) -> str | None:
         """Record one outcome; returns a halt reason for account-level errors."""
-        stats = self.stats
-        rid = claim.recipient_id
-        parts = claim.parts
-        dry = self.options.dry_run
-        back = None if dry else S.PENDING  # the state of a claim whose call was not sent
-        decision = outcome.decision
         if outcome.throttled:
-            stats.throttles += 1
+            self.stats.throttles += 1
             self.adaptive.on_throttle(sent_at)
             self.limiter.set_rate(self.adaptive.rate)
-        if decision is Decision.SENT:
-            self.adaptive.on_success(parts)
-            self.limiter.set_rate(self.adaptive.rate)
-            if dry:
-                stats.dry_run_ok += 1
-                settle.append(Settlement(rid, "dry_run", None, outcome.message_id, None))
-            else:
-                stats.sent += 1
-                stats.parts_sent += parts
-                cost = cost_of(parts, claim.country, self.options.prices)
-                if cost is not None:
-                    stats.spend += cost
-                settle.append(Settlement(rid, "sent", S.SENT, outcome.message_id, None))
+        if outcome.decision is Decision.RETRY:
+            return self._record_not_sent(claim, tries, outcome)
+        self._failing_in_a_row = 0  # an answer about the message itself: the service works
+        if outcome.decision is Decision.SENT:
+            self._record_accepted(claim, outcome)
             return None
-        if decision is Decision.RETRY and not outcome.throttled:
+        return self._record_final(claim, outcome)
+
+    def _record_accepted(self, claim: Claim, outcome: Outcome) -> None:
+        stats = self.stats
+        self.adaptive.on_success(claim.parts)
+        self.limiter.set_rate(self.adaptive.rate)
+        rid = claim.recipient_id
+        if self.options.dry_run:
+            stats.dry_run_ok += 1
+            self._outcomes.append(
+                Settlement(rid, AttemptOutcome.DRY_RUN, None, outcome.message_id, None)
+            )
+            return
+        stats.sent += 1
+        stats.parts_sent += claim.parts
+        cost = cost_of(claim.parts, claim.country, self.options.prices)
+        if cost is not None:
+            stats.spend += cost
+        self._outcomes.append(Settlement(rid, AttemptOutcome.SENT, S.SENT, outcome.message_id))
+
+    def _record_not_sent(self, claim: Claim, tries: int, outcome: Outcome) -> str | None:
+        """A throttle or a service error: certainly not sent, so back to pending and into this
+        run's retry queue (or left pending for the next run after too many tries)."""
+        rid = claim.recipient_id
+        back = None if self.options.dry_run else S.PENDING  # a claim whose call was not sent
+        if outcome.throttled:
+            self._failing_in_a_row = 0
+        else:
             self._failing_in_a_row += 1
             if self._failing_in_a_row >= self._breaker:
                 # A wrong endpoint or an outage: don't walk the whole list retrying each one.
-                settle.append(Settlement(rid, "error", back, None, outcome.reason))
+                self._outcomes.append(
+                    Settlement(rid, AttemptOutcome.ERROR, back, None, outcome.reason)
+                )
                 return (
                     f"the service is not answering: {self._failing_in_a_row} calls in a row "
                     f"failed without being sent (last: {outcome.reason})"
                 )
-        else:
-            self._failing_in_a_row = 0
-        if decision is Decision.RETRY:
-            tries += 1
-            delay = retry_delay(outcome, tries)
-            # Certainly not sent: back to pending (and into this run's retry queue).
-            settle.append(
-                Settlement(
-                    rid, "throttled" if outcome.throttled else "error", back, None, outcome.reason
-                )
-            )
-            if delay is None:
-                stats.gave_up += 1
-                if stats.stop == StopReason.DONE:
-                    stats.stop = StopReason.GAVE_UP
-                return None
-            stats.retries += 1
-            heapq.heappush(
-                self._retries, _Retry(self.clock() + delay, next(self._seq), claim, tries)
-            )
+        kind = AttemptOutcome.THROTTLED if outcome.throttled else AttemptOutcome.ERROR
+        self._outcomes.append(Settlement(rid, kind, back, None, outcome.reason))
+        tries += 1
+        delay = retry_delay(outcome, tries)
+        if delay is None:
+            self.stats.gave_up += 1
+            if self.stats.stop == StopReason.DONE:
+                self.stats.stop = StopReason.GAVE_UP
             return None
+        self.stats.retries += 1
+        heapq.heappush(self._retries, _Retry(self.clock() + delay, next(self._seq), claim, tries))
+        return None
+
+    def _record_final(self, claim: Claim, outcome: Outcome) -> str | None:
+        """HALT (not sent; returns what to fix), or a final per-recipient answer."""
+        stats = self.stats
+        rid = claim.recipient_id
+        decision = outcome.decision
         reason = outcome.reason or decision.name.lower()
         if decision is Decision.HALT:
             # Not sent (the service refused it for the whole account): back to pending.
-            settle.append(Settlement(rid, "error", back, None, reason))
+            back = None if self.options.dry_run else S.PENDING
+            self._outcomes.append(Settlement(rid, AttemptOutcome.ERROR, back, None, reason))
             return reason
         kind = reason.split(":", 1)[-1].strip() or reason
         stats.failures[kind] = stats.failures.get(kind, 0) + 1
-        if dry:
+        state, recorded = _FINAL[decision]
+        if self.options.dry_run:
             stats.failed += 1
-            settle.append(Settlement(rid, decision.name.lower(), None, None, reason))
+            self._outcomes.append(Settlement(rid, recorded, None, None, reason))
             return None
-        state = {
-            Decision.FAILED: S.FAILED,
-            Decision.OPTED_OUT: S.OPTED_OUT,
-            Decision.UNKNOWN: S.UNKNOWN,
-        }[decision]
         if state is S.FAILED:
             stats.failed += 1
         elif state is S.OPTED_OUT:
             stats.opted_out += 1
         else:
             stats.unknown += 1
-        settle.append(Settlement(rid, state.value, state, outcome.message_id, reason))
+        self._outcomes.append(Settlement(rid, recorded, state, outcome.message_id, reason))
         return None

@@ -210,6 +210,18 @@ def test_server_errors_are_retried_and_never_lose_anyone(run: Cli, tmp_path: Pat
     assert status(run)["counts"]["sent"] == 30
 
 
+def test_scattered_server_errors_do_not_trip_the_outage_breaker(run: Cli, tmp_path: Path) -> None:
+    """The breaker halts after N calls *in a row* fail unsent; a success between errors breaks the
+    row (it used to count every error since the start: 10% of 5xx halted a healthy run)."""
+    with Simulator(SimulatorConfig(mps=1000, error_rate=0.1, seed=5)) as sim:
+        make_campaign(run, tmp_path, 300)
+        # --concurrency 5: the breaker's smallest threshold, 20 calls in a row
+        result = send(run, sim, "--mps", "500", "--concurrency", "5")
+        assert sim.stats().errors >= 20
+        assert "not answering" not in result.stderr
+    assert status(run)["counts"]["sent"] == 300
+
+
 def test_dropped_connection_after_the_request_is_unknown_not_resent(
     run: Cli, tmp_path: Path, isolated_env: Path
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from campaign.cli.render import format_duration, render_estimate
 from campaign.domain import PartsClass, Ucs2Character
 from campaign.pricing import (
     Estimate,
@@ -18,8 +19,6 @@ from campaign.pricing import (
     PriceTableError,
     cost_of,
     estimate,
-    format_duration,
-    render_estimate,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,147 @@
+"""`campaign create`, `edit` and `list`: a campaign's settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from campaign.cli.errors import user_errors
+from campaign.cli.imports import import_options, run_import
+from campaign.cli.options import campaign_flags, campaign_options, json_option
+from campaign.cli.render import campaign_list_json, render_campaign_list, say
+from campaign.cli.settings import Settings, pass_settings
+from campaign.options import CampaignOptions, campaign_spec
+
+
+@click.command()
+@click.argument("name")
+@campaign_options(editing=False)
+@click.option(
+    "--context",
+    "contexts",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Context entry logged with delivery events (at most 3; the tool adds 2).",
+)
+@click.option(
+    "--country-parameter",
+    "country_parameters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="DestinationCountryParameters: IN_ENTITY_ID=... or IN_TEMPLATE_ID=... (India).",
+)
+@campaign_flags(editing=False)
+@click.option(
+    "--recipients",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Import this CSV right away (same as `campaign import`).",
+)
+@click.option(
+    "--default-region",
+    default=None,
+    metavar="CC",
+    help="With --recipients: country (ISO alpha-2) for numbers without a country code.",
+)
+@pass_settings
+def create(
+    settings: Settings,
+    name: str,
+    recipients: Path | None,
+    default_region: str | None,
+    **options: Any,
+) -> None:
+    """Create a campaign: who it is from, what it says, how AWS should send it.
+
+    Every option is checked against the API's own limits before anything is stored. The message may
+    use {column} and {column|fallback} from the CSV; {{ and }} are literal braces.
+
+    \b
+    Example:
+      campaign create spring-sale -o +12065550100 \\
+        -m "Hi {first_name|there}, 20% off this weekend. Reply STOP to opt out" \\
+        --max-price 0.05 --context team=growth
+    """
+    given = CampaignOptions(**options)
+    if (given.message is None) == (given.message_file is None):
+        raise click.UsageError("give the message with exactly one of --message or --message-file")
+    with user_errors():
+        spec, template = campaign_spec(name, given)
+        campaign = settings.ledger.create_campaign(spec)
+    say(
+        f"Created campaign {campaign.name!r} from {campaign.origination_identity}"
+        + (f", message uses columns: {', '.join(template.columns)}" if template.columns else ""),
+        settings,
+    )
+    if recipients is None:
+        return
+    try:
+        run_import(settings, campaign, recipients, import_options(default_region=default_region))
+    except click.ClickException as exc:
+        # The campaign stays: say so, or the next `create` fails with "already exists".
+        raise type(exc)(
+            f"{exc.message}; campaign {campaign.name!r} was created without these "
+            f"recipients: fix the file, then run `campaign import {campaign.name} FILE`"
+        ) from None
+
+
+@click.command()
+@click.argument("name")
+@campaign_options(editing=True)
+@campaign_flags(editing=True)
+@pass_settings
+def edit(settings: Settings, name: str, **options: Any) -> None:
+    """Change a campaign's settings; options not given stay as they are.
+
+    A new message (or --gsm-safe) is rendered and counted again for every pending recipient, so
+    `estimate` and the pacing stay true; recipients already sent are not touched. The new message
+    may use only the columns the old one used (the import kept those).
+
+    \b
+    Example:
+      campaign edit spring-sale --gsm-safe
+      campaign edit spring-sale --max-price 0.02 --ttl 3600
+    """
+    from campaign.importing.recount import edit_campaign
+
+    given = CampaignOptions(**options)
+    if given.message is not None and given.message_file is not None:
+        raise click.UsageError("give at most one of --message or --message-file")
+    with user_errors():
+        campaign = settings.ledger.get_campaign(name)
+        changes = given.changes()
+        if not changes:
+            raise click.UsageError("nothing to change: give at least one option")
+        recount = edit_campaign(settings.ledger, campaign, changes)
+    say(f"Updated {campaign.name!r}: {', '.join(sorted(changes))}.", settings)
+    if recount is not None:
+        say(
+            f"Recounted {recount.recipients:,} pending recipients: {recount.parts_before:,} -> "
+            f"{recount.parts_after:,} parts"
+            + (f"; {recount.now_invalid:,} now invalid (see report)" if recount.now_invalid else "")
+            + ".",
+            settings,
+        )
+
+
+@click.command("list")
+@json_option("Print a JSON array.")
+@pass_settings
+def list_(settings: Settings, as_json: bool) -> None:
+    """List campaigns with their recipient counts.
+
+    \b
+    Example:
+      campaign list --json
+    """
+    with user_errors():
+        rows = settings.ledger.list_campaigns()
+    if as_json:
+        click.echo(json.dumps(campaign_list_json(rows), indent=2, default=str))
+    elif not rows:
+        say("No campaigns yet. Start with: campaign create NAME -o ORIGINATION --message TEXT")
+    else:
+        click.echo(render_campaign_list(rows))

@@ -1,0 +1,148 @@
+"""`campaign import`: load recipients from a CSV (also run by `create --recipients`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from campaign.cli.errors import Interrupted, user_errors
+from campaign.cli.render import count, say
+from campaign.cli.settings import Settings, pass_settings
+from campaign.domain import Campaign
+
+if TYPE_CHECKING:
+    from campaign.importing.importer import ImportOptions
+
+
+def import_options(**options: Any) -> ImportOptions:
+    # The importer (pandas) loads only when a command imports a file.
+    from campaign.importing.importer import ImportOptions
+
+    return ImportOptions(**options)
+
+
+@click.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--phone-column",
+    default=None,
+    help="The phone column (default: found by name: "
+    "phone, mobile, cell, msisdn, phone_number, number...).",
+)
+@click.option(
+    "--country-column",
+    default=None,
+    help="A column with each row's country (ISO alpha-2) for numbers without +CC.",
+)
+@click.option(
+    "--default-region",
+    default=None,
+    metavar="CC",
+    help="Country (ISO alpha-2) for numbers written without a country code, e.g. US.",
+)
+@click.option("--delimiter", default=None, help="Field delimiter (default: detect , ; tab |).")
+@click.option(
+    "--encoding",
+    default=None,
+    help="File encoding (default: detect UTF-8, UTF-8 with BOM, UTF-16, Windows-1252).",
+)
+@click.option(
+    "--allow-non-mobile",
+    is_flag=True,
+    help="Accept fixed-line, toll-free and other numbers that may not receive SMS.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Worker processes for normalization (default: one per core for large files).",
+)
+@pass_settings
+def import_(settings: Settings, name: str, file: Path, **options: Any) -> None:
+    """Load recipients from a CSV: every number normalized to E.164, every row recorded.
+
+    Rows that cannot be sent to are kept as `invalid` with their reason; repeats of a number are
+    `duplicate`. All or nothing: a failed import changes nothing, and importing the same file twice
+    adds nobody.
+
+    \b
+    Example:
+      campaign import spring-sale customers.csv --default-region US
+    """
+    region = options["default_region"]
+    if region is not None and (len(region) != 2 or not region.isalpha()):
+        raise click.BadParameter(
+            "must be an ISO alpha-2 country code such as US or GB", param_hint="--default-region"
+        )
+    with user_errors():
+        campaign = settings.ledger.get_campaign(name)
+        run_import(settings, campaign, file, import_options(**options))
+
+
+def run_import(settings: Settings, campaign: Campaign, file: Path, options: ImportOptions) -> None:
+    """Import `file` with a progress bar for big files, then say what came of it."""
+    from campaign.importing.importer import import_file
+
+    bar = _ImportProgress(settings)
+    with user_errors():
+        try:
+            summary = import_file(
+                settings.ledger, campaign, file, options, progress=bar.update, on_total=bar.start
+            )
+        except KeyboardInterrupt:
+            raise Interrupted("import interrupted; nothing was imported") from None
+        finally:
+            bar.close()
+    if summary.already_imported is not None:
+        prev = summary.already_imported
+        say(
+            f"{file} was already imported into {campaign.name!r} "
+            f"({prev.created_at:%Y-%m-%d %H:%M} UTC, {count(prev.rows, 'row')}); nothing added.",
+            settings,
+        )
+        return
+    record = summary.record
+    assert record is not None
+    say(
+        f"Imported {count(record.rows, 'row')} from {file} into {campaign.name!r} "
+        f"({summary.encoding}, delimiter {summary.delimiter!r}): "
+        f"{record.accepted} ready, {record.duplicates} duplicate, {record.invalid} invalid.",
+        settings,
+    )
+    for reason, n in summary.invalid_reasons.most_common(8):
+        say(f"  invalid: {n:>8}  {reason}", settings)
+    if record.invalid:
+        say(f"Each rejected row and its reason: campaign report {campaign.name}", settings)
+
+
+class _ImportProgress:
+    """A progress bar, shown only for a person watching a file of 10,000 rows or more."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bar: Any = None
+
+    def start(self, total: int) -> None:
+        if self.settings.show_progress() and total >= 10_000:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                unit=" rows",
+                unit_scale=True,
+                file=sys.stderr,
+                desc="importing",
+                dynamic_ncols=True,
+            )
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,148 @@
+"""Options more than one command takes, written once: a campaign's settings (`create`, `edit`),
+`--prices`, `--mps`, `--json`, and the DOLLARS type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MESSAGE_TYPES = ("PROMOTIONAL", "TRANSACTIONAL")
+MAX_MPS = 10_000
+
+
+def _apply(decorators: list[Callable[[Any], Any]]) -> Callable[[F], F]:
+    """Apply click option decorators so that --help lists them in the order written."""
+
+    def decorate(f: F) -> F:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return decorate
+
+
+def campaign_options(*, editing: bool) -> Callable[[F], F]:
+    """A campaign's settings. `create` requires an origination identity and stores defaults;
+    `edit` changes only what is given (None: not given)."""
+    new = "new " if editing else ""
+    return _apply(
+        [
+            click.option(
+                "--origination-identity",
+                "-o",
+                # No default at all: Click takes an explicit default=None as given.
+                required=not editing,
+                help="A new origination identity."
+                if editing
+                else "Phone number (E.164), sender ID, pool ID or ARN to send from.",
+            ),
+            click.option(
+                "--message", "-m", "message", default=None, help=f"The {new}message template."
+            ),
+            click.option(
+                "--message-file",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                default=None,
+                help=f"Read the {new}message template from a UTF-8 file.",
+            ),
+            click.option(
+                "--message-type",
+                default=None if editing else "PROMOTIONAL",
+                show_default=not editing,
+                type=click.Choice(MESSAGE_TYPES, case_sensitive=False),
+            ),
+            click.option(
+                "--configuration-set",
+                default=None,
+                help="ConfigurationSetName (event destinations).",
+            ),
+            click.option(
+                "--max-price",
+                default=None,
+                metavar="DOLLARS",
+                help="MaxPrice: the most to pay per message, e.g. 0.05. AWS rejects dearer messages.",
+            ),
+            click.option(
+                "--ttl",
+                type=int,
+                default=None,
+                metavar="SECONDS",
+                help="TimeToLive: 5-259200 seconds (default at AWS: 72 hours).",
+            ),
+            click.option("--keyword", default=None, help="Keyword (US short-code programs)."),
+            click.option(
+                "--protect-configuration-id", default=None, help="ProtectConfigurationId."
+            ),
+        ]
+    )
+
+
+def campaign_flags(*, editing: bool) -> Callable[[F], F]:
+    """A campaign's on/off settings: flags for `create`, --x/--no-x for `edit` (None: unchanged)."""
+    return _apply(
+        [
+            _flag(
+                "--message-feedback",
+                editing=editing,
+                help="Set MessageFeedbackEnabled.",
+            ),
+            _flag(
+                "--gsm-safe",
+                editing=editing,
+                help="Replace look-alike characters (curly quotes, dashes, non-breaking spaces...) "
+                "by their GSM-7 equivalents so they do not force UCS-2 and double the parts"
+                + (" (--no-gsm-safe: stop doing so)." if editing else "."),
+            ),
+        ]
+    )
+
+
+def _flag(name: str, *, editing: bool, help: str) -> Callable[[Any], Any]:
+    if editing:  # None when not given: `edit` leaves the setting as it is
+        return click.option(f"{name}/--no-{name.removeprefix('--')}", default=None, help=help)
+    return click.option(name, is_flag=True, help=help)
+
+
+def prices_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--prices",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help=help,
+    )
+
+
+def mps_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--mps", type=click.FloatRange(min=0.01, max=MAX_MPS), default=None, help=help
+    )
+
+
+def json_option(help: str = "Print one JSON object.") -> Callable[[F], F]:
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+class Dollars(click.ParamType):
+    """A positive amount in US dollars, as an exact Decimal."""
+
+    name = "dollars"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Decimal):
+            return value
+        hint = param.opts[0] if param is not None else None
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise click.BadParameter(
+                f"{value!r} is not an amount in dollars", ctx, param, hint
+            ) from None
+        if not amount.is_finite() or amount <= 0:
+            raise click.BadParameter("must be a positive amount in dollars", ctx, param, hint)
+        return amount

@@ -1,0 +1,325 @@
+"""Everything the CLI shows a person: chatter on stderr (`say`), tables, the estimate and the status.
+
+The `render_*` functions are pure (a value in, text out) so tests can read them without a terminal;
+the commands echo what they return. Machine output (`--json`, the report CSV) is not here: it is the
+value's own `to_json()` or the report's columns.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from campaign.domain import ALL_STATES, AttemptOutcome, Campaign, PartsClass, StateCounts
+from campaign.pricing import CURRENCY, Estimate, Price, show_character
+
+if TYPE_CHECKING:
+    from campaign.cli.settings import Settings
+    from campaign.reports.status import CampaignStatus
+
+WIDTH = 100  # the estimate fits a 100-column terminal
+
+
+def say(message: str, settings: Settings | None = None) -> None:
+    """A message for the person at the terminal (stderr; silenced by -q)."""
+    if settings is not None and settings.quiet:
+        return
+    click.echo(message, err=True)
+
+
+def count(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`, `1,000 rows`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def format_duration(seconds: float) -> str:
+    """2h47m, 12m30s, 40s, 3d04h: precise enough for "about"."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    m = round(seconds / 60)
+    if m < 24 * 60:
+        return f"{m // 60}h{m % 60:02d}m"
+    h = round(seconds / 3600)
+    return f"{h // 24}d{h % 24:02d}h"
+
+
+# -- campaign list ---------------------------------------------------------------------------------
+
+
+def render_campaign_list(rows: Sequence[tuple[Campaign, StateCounts]]) -> str:
+    lines = [f"{'name':<24} {'recipients':>10} {'pending':>10} {'sent':>10} {'failed':>8} created"]
+    for c, s in rows:
+        lines.append(
+            f"{c.name:<24} {s.total:>10,} {s.counts['pending']:>10,} "
+            f"{s.counts['sent']:>10,} {s.counts['failed']:>8,} "
+            f"{c.created_at:%Y-%m-%d %H:%M}"
+        )
+    return "\n".join(lines)
+
+
+def campaign_list_json(rows: Sequence[tuple[Campaign, StateCounts]]) -> list[dict[str, Any]]:
+    """`list --json`: one object per campaign."""
+    return [
+        {
+            "campaign": c.name,
+            "origination_identity": c.origination_identity,
+            "message_type": c.message_type,
+            "recipients": s.total,
+            "counts": s.counts,
+            "created_at": c.created_at,
+        }
+        for c, s in rows
+    ]
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+
+def render_status(status: CampaignStatus) -> str:
+    counts = status.counts
+    lines = [
+        f"Campaign {status.campaign}  (from {status.origination_identity}, "
+        f"{status.message_type.lower()})"
+    ]
+    total = status.recipients
+    for state in ALL_STATES:
+        n = counts[state]
+        if n or state in ("pending", "sent"):
+            share = f"{100 * n / total:5.1f}%" if total else "     -"
+            lines.append(f"  {state:<10} {n:>10,}  {share}")
+    lines.append(f"  {'total':<10} {total:>10,}")
+    lines.append(f"Parts sent: {status.parts_sent:,}; parts to send: {status.parts_pending:,}")
+    if status.spend is not None:
+        spend = status.spend
+        lines.append(
+            f"Estimated spend (from {spend.prices}): ${spend.sent:,.2f} sent"
+            + f", ${spend.to_send:,.2f} to send"
+            + (f"; {spend.unpriced:,} recipients unpriced" if spend.unpriced else "")
+        )
+    live = status.sender
+    if live is not None:
+        rate, eta = live.parts_per_second, live.eta_seconds
+        lines.append(
+            f"Sending now: pid {live.pid} on {live.host}"
+            + (f", {rate:.1f} parts/s" if rate else "")
+            + (f", about {format_duration(eta)} left" if eta else "")
+        )
+    elif counts["unknown"]:
+        lines.append(
+            f"{counts['unknown']} recipients have an unknown outcome (the sender stopped "
+            "mid-call); they are not re-sent unless you run `send --retry-unknown`."
+        )
+    last = status.last_run
+    if last and live is None:
+        lines.append(
+            f"Last run: {last.started_at:%Y-%m-%d %H:%M} UTC"
+            + (" (dry run)" if last.dry_run else "")
+            + (f", exit {last.exit_code}" if last.exit_code is not None else "")
+            + (f": {last.note}" if last.note else "")
+        )
+    return "\n".join(lines)
+
+
+# -- the dry-run sample ----------------------------------------------------------------------------
+
+
+def render_sample(results: Iterable[Mapping[str, Any]], classes: Sequence[PartsClass]) -> str:
+    """The API's answer for each sampled (country, encoding, parts) class, extrapolated to every
+    pending recipient of the class."""
+    in_class = {(c.country, c.encoding, c.parts): c.recipients for c in classes}
+    grouped: dict[tuple[Any, Any, Any], list[str]] = {}
+    for r in results:
+        if r["outcome"] in (AttemptOutcome.THROTTLED, AttemptOutcome.ERROR):
+            continue  # not an answer about the message: the call was retried
+        key = (r["country"], r["encoding"], r["parts"])
+        grouped.setdefault(key, []).append(
+            "ok" if r["outcome"] == AttemptOutcome.DRY_RUN else (r["reason"] or r["outcome"])
+        )
+    lines = [
+        f"{'country':<8} {'encoding':<8} {'parts':>5} {'recipients':>11} {'sampled':>8}  API answer"
+    ]
+    at_risk = 0
+    for key in sorted(grouped, key=lambda k: (str(k[0]), str(k[1]), k[2])):
+        answers = grouped[key]
+        n = in_class.get(key, 0)
+        bad = [a for a in answers if a != "ok"]
+        verdict = "ok" if not bad else ", ".join(sorted(set(bad)))
+        if bad:
+            at_risk += round(n * len(bad) / len(answers))
+        lines.append(
+            f"{key[0] or '?':<8} {key[1] or '?':<8} {key[2]:>5} {n:>11,} "
+            f"{len(answers):>8}  {verdict}"
+        )
+    total = sum(in_class.values())
+    lines.append(
+        f"Extrapolated: about {at_risk:,} of {total:,} pending recipients would be "
+        "rejected by the API."
+        if at_risk
+        else f"Extrapolated: every class passed; the API would accept all {total:,} "
+        "pending recipients' requests."
+    )
+    return "\n".join(lines)
+
+
+# -- the estimate ----------------------------------------------------------------------------------
+
+
+def render_estimate(est: Estimate) -> str:
+    """The human view of an estimate, for the terminal (fits in 100 columns)."""
+    source = est.prices_source
+    title = f"Estimate for campaign {est.campaign!r}"
+    title += f", prices from {source} ({CURRENCY})" if source else ", no price table"
+    if est.max_price is not None:
+        title += f", MaxPrice ${est.max_price} per message"
+    lines = [title, ""]
+    if not est.total.recipients:
+        lines += ["Nothing to send: no pending recipients.", ""]
+    lines += _estimate_table(est)
+    lines.append("")
+    lines += _estimate_notes(est)
+    lines += _ucs2_table(est)
+    lines.append("")
+    lines.append(
+        (f"Costs are estimates from the price table {source}" if source else "These are estimates")
+        + ", not AWS quotes; actual charges arrive in delivery events (totalMessagePrice)."
+    )
+    # Warnings and hints can be long (many countries); wrap them, never the table rows.
+    return "\n".join(
+        textwrap.fill(line, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+        if len(line) > WIDTH
+        else line
+        for line in lines
+    )
+
+
+def _estimate_table(est: Estimate) -> list[str]:
+    """One row per country and the total."""
+    t = est.total
+    row = "{:<7} {:>11} {:>10} {:>10} {:>12} {:>9} {:>16} {:>14}"
+    lines = [
+        row.format(
+            "country",
+            "recipients",
+            "GSM-7",
+            "UCS-2",
+            "parts",
+            "$/part",
+            f"cost ({CURRENCY})",
+            "over MaxPrice",
+        )
+    ]
+    for c in est.countries:
+        lines.append(
+            row.format(
+                c.label,
+                f"{c.recipients:,}",
+                f"{c.gsm7:,}",
+                f"{c.ucs2:,}",
+                f"{c.parts:,}",
+                _per_part(c.price) if c.price else "-",
+                _usd(c.cost) if c.cost is not None else "no price",
+                f"{c.over_max_price:,}" if est.max_price is not None and c.priced else "-",
+            )
+        )
+    lines.append(
+        row.format(
+            "total",
+            f"{t.recipients:,}",
+            f"{t.gsm7:,}",
+            f"{t.ucs2:,}",
+            f"{t.parts:,}",
+            "",
+            (_usd(t.cost) + ("+" if t.unpriced else "")) if t.cost is not None else "unknown",
+            f"{t.over_max_price:,}" if est.max_price is not None else "-",
+        )
+    )
+    return lines
+
+
+def _estimate_notes(est: Estimate) -> list[str]:
+    """The duration, and warnings: messages over MaxPrice, recipients without a price."""
+    t = est.total
+    source = est.prices_source
+    lines = []
+    if est.duration_seconds is not None and est.mps is not None:
+        where = f" (from {est.mps_source})" if est.mps_source else ""
+        lines.append(
+            f"Duration: about {format_duration(est.duration_seconds)} at {est.mps:g} MPS"
+            f"{where}, {t.parts:,} parts"
+        )
+    else:
+        lines.append("Duration: unknown, the MPS in force is not known (pass --mps)")
+    if t.over_max_price:
+        where = ", ".join(
+            f"{c.label} {c.over_max_price:,} ({c.over_max_price_from_parts}+ parts at "
+            f"${_per_part(c.price)})"
+            for c in est.countries
+            if c.over_max_price and c.price is not None
+        )
+        lines.append(
+            f"WARNING: {t.over_max_price:,} messages cost more than MaxPrice ${est.max_price} "
+            f"and AWS will reject them: {where}"
+        )
+    if t.unpriced:
+        if source:
+            codes = ", ".join(c.label for c in est.countries if not c.priced)
+            lines.append(
+                f"WARNING: {t.unpriced:,} recipients in {codes} have no price in "
+                f"{source}: not counted in the cost"
+            )
+        else:
+            lines.append("No price table: costs are not estimated (pass --prices FILE)")
+    return lines
+
+
+def _ucs2_table(est: Estimate) -> list[str]:
+    """The characters that force UCS-2, and what --gsm-safe would do about them."""
+    if not est.ucs2_characters:
+        return []
+    lines = ["", "Characters that force UCS-2 (70 characters a part instead of 160):"]
+    ucs2_row = "  {}{:<8} {:<28} {:<20} {:>9} {:>9}  {}"
+    lines.append(
+        ucs2_row.format("   ", "code", "name", "from", "rows", "+parts", "--gsm-safe").rstrip()
+    )
+    for u in est.ucs2_characters:
+        # Invisible characters (no-break space, zero-width joiner) are shown by code only.
+        shown = u.character if not show_character(u.character).startswith("U+") else ""
+        lines.append(
+            ucs2_row.format(
+                shown + " " * max(3 - _width(shown), 1),
+                u.codepoint,
+                _clip(u.name, 28),
+                _clip(u.source, 20),
+                f"{u.rows:,}",
+                f"+{u.extra_parts:,}",
+                show_character(u.gsm_safe) if u.gsm_safe is not None else "",
+            ).rstrip()
+        )
+    if est.gsm_safe_hint:
+        lines.append(f"Hint: {est.gsm_safe_hint}.")
+    return lines
+
+
+def _usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.0001'), ROUND_HALF_UP):,.4f}"
+
+
+def _per_part(price: Price) -> str:
+    text = format(price.per_part.normalize(), "f")
+    return text if "." in text else f"{text}.00"
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
