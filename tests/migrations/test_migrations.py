@@ -30,7 +30,7 @@ def schema_dump(url: str) -> dict[str, Any]:
     return {
         table: (
             [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
-            sorted(i["name"] for i in inspector.get_indexes(table)),
+            sorted(str(i["name"]) for i in inspector.get_indexes(table)),
             sorted(str(u["name"]) for u in inspector.get_unique_constraints(table)),
         )
         for table in sorted(inspector.get_table_names())
