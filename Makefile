@@ -23,6 +23,7 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash samples/demo.sh
 
+# ruff (lint + format check) on campaign, tests, bench; mypy on the files pyproject names.
 lint: $(STAMP)
 	$(BIN)/ruff check campaign tests bench
 	$(BIN)/ruff format --check campaign tests bench

@@ -50,7 +50,7 @@ def ledger_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
-def send(run: Cli, sim: Simulator, *args: str, code: int = 0, name: str = "c1") -> Any:
+def send(run: Cli, sim: Simulator, *args: str, code: int | None = 0, name: str = "c1") -> Any:
     return run("--endpoint-url", sim.url, "send", name, "--yes", *args, code=code)
 
 

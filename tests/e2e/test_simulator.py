@@ -21,7 +21,7 @@ import pytest
 from botocore.config import Config
 
 from campaign.message import count_body
-from campaign.simulator.server import (
+from campaign.simulator import (
     DEFAULT_IDENTITIES,
     SimulatedIdentity,
     Simulator,
@@ -669,7 +669,7 @@ def test_context_manager_stops_the_server() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_run_simulator_stops_on_signal(signum: int) -> None:
     script = (
-        "from campaign.simulator.server import SimulatorConfig, run_simulator\n"
+        "from campaign.simulator import SimulatorConfig, run_simulator\n"
         "run_simulator(SimulatorConfig(), on_ready=lambda url: print(url, flush=True))\n"
         "print('stopped', flush=True)\n"
     )
