@@ -13,6 +13,15 @@ import pytest
 from tests.helpers import Cli
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ledger-url",
+        default=None,
+        help="run tests/ledger against this SQLAlchemy URL (a scratch database: each test "
+        "empties it) instead of a fresh SQLite file per test",
+    )
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):

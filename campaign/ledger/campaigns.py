@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -83,14 +82,6 @@ class CampaignsMixin:
         values["updated_at"] = now()
         with self.engine.begin() as conn:
             conn.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(**values))
-
-    def sender_alive(self, campaign: Campaign, fresh: timedelta = timedelta(seconds=60)) -> bool:
-        heartbeat = campaign.sender_heartbeat
-        return (
-            campaign.sender_pid is not None
-            and heartbeat is not None
-            and (now() - heartbeat < fresh)
-        )
 
     # -- `edit`: a new message, and the recount of the pending recipients ------------------------
 

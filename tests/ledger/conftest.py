@@ -18,15 +18,6 @@ from campaign.ledger.engine import make_engine, open_ledger_engine
 from campaign.ledger.tables import metadata
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--ledger-url",
-        default=None,
-        help="run tests/ledger against this SQLAlchemy URL (a scratch database: each test empties it) "
-        "instead of a fresh SQLite file per test",
-    )
-
-
 @pytest.fixture
 def ledger_url(request: pytest.FixtureRequest) -> str:
     """The URL of an empty or freshly migrated ledger, for this test alone."""

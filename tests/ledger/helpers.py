@@ -10,7 +10,15 @@ from typing import Any
 
 from sqlalchemy import Row, select, update
 
-from campaign.domain import Campaign, CampaignSpec, Claim, RecipientState, Settlement, now
+from campaign.domain import (
+    AttemptOutcome,
+    Campaign,
+    CampaignSpec,
+    Claim,
+    RecipientState,
+    Settlement,
+    now,
+)
 from campaign.ledger import Ledger
 from campaign.ledger.tables import attempts, campaigns, recipients, runs
 
@@ -156,10 +164,12 @@ def run_row(ledger: Ledger, run_id: int) -> DbRow:
 
 
 def sent(claim: Claim, message_id: str | None = None) -> Settlement:
-    return Settlement(claim.recipient_id, "sent", S.SENT, message_id or f"mid-{claim.recipient_id}")
+    return Settlement(
+        claim.recipient_id, AttemptOutcome.SENT, S.SENT, message_id or f"mid-{claim.recipient_id}"
+    )
 
 
-def back_to_pending(claim: Claim, outcome: str = "throttled") -> Settlement:
+def back_to_pending(claim: Claim, outcome: AttemptOutcome = AttemptOutcome.THROTTLED) -> Settlement:
     """A call that certainly did not go out (throttled, or an error before sending)."""
     return Settlement(claim.recipient_id, outcome, S.PENDING, None, "ThrottlingException")
 

@@ -11,7 +11,7 @@ import threading
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from campaign.domain import RecipientState, Settlement, aware, now
+from campaign.domain import AttemptOutcome, RecipientState, Settlement, aware, now
 from campaign.ledger import Ledger
 from campaign.ledger.engine import open_ledger_engine
 from tests.ledger.helpers import (
@@ -150,9 +150,13 @@ def test_settle_records_each_outcome_and_moves_the_recipient_out_of_sending(
         run_id,
         [
             sent(a, "mid-a"),
-            Settlement(b.recipient_id, "failed", S.FAILED, None, "ValidationException: bad"),
-            Settlement(c.recipient_id, "opted_out", S.OPTED_OUT, None, "DESTINATION_OPTED_OUT"),
-            Settlement(d.recipient_id, "unknown", S.UNKNOWN, None, "read timeout"),
+            Settlement(
+                b.recipient_id, AttemptOutcome.FAILED, S.FAILED, None, "ValidationException: bad"
+            ),
+            Settlement(
+                c.recipient_id, AttemptOutcome.OPTED_OUT, S.OPTED_OUT, None, "DESTINATION_OPTED_OUT"
+            ),
+            Settlement(d.recipient_id, AttemptOutcome.UNKNOWN, S.UNKNOWN, None, "read timeout"),
         ],
     )
 
@@ -245,10 +249,10 @@ def test_a_settlement_without_a_state_records_the_outcome_and_leaves_the_claim(
     run_id = start_run(ledger, campaign)
     (candidate,) = ledger.claim(campaign.id, run_id, pending_claims(ledger, campaign))
 
-    ledger.settle(run_id, [Settlement(candidate.recipient_id, "released", None)])
+    ledger.settle(run_id, [Settlement(candidate.recipient_id, AttemptOutcome.ERROR, None)])
 
     assert states(ledger, campaign)[candidate.recipient_id] == S.SENDING
-    assert attempt_rows(ledger, candidate.recipient_id)[0].outcome == "released"
+    assert attempt_rows(ledger, candidate.recipient_id)[0].outcome == "error"
 
 
 def test_settle_keeps_a_recorded_message_id_when_the_outcome_has_none(ledger: Ledger) -> None:
@@ -256,11 +260,16 @@ def test_settle_keeps_a_recorded_message_id_when_the_outcome_has_none(ledger: Le
     (candidate,) = pending_claims(ledger, campaign)
     run_id = start_run(ledger, campaign)
     ledger.claim(campaign.id, run_id, [candidate])
-    ledger.settle(run_id, [Settlement(candidate.recipient_id, "unknown", S.UNKNOWN, "mid-1", "?")])
+    ledger.settle(
+        run_id,
+        [Settlement(candidate.recipient_id, AttemptOutcome.UNKNOWN, S.UNKNOWN, "mid-1", "?")],
+    )
     ledger.retry_unknown(campaign.id)
     ledger.claim(campaign.id, run_id, [candidate])
 
-    ledger.settle(run_id, [Settlement(candidate.recipient_id, "failed", S.FAILED, None, "no")])
+    ledger.settle(
+        run_id, [Settlement(candidate.recipient_id, AttemptOutcome.FAILED, S.FAILED, None, "no")]
+    )
 
     (row,) = recipient_rows(ledger, campaign)
     assert (row.state, row.message_id, row.reason) == (S.FAILED, "mid-1", "no")
@@ -310,7 +319,10 @@ def test_dry_run_claims_and_outcomes_change_no_recipient(ledger: Ledger) -> None
     assert recipient_rows(ledger, campaign) == before
     ledger.settle(
         run_id,
-        [Settlement(c.recipient_id, "dry_run", None, f"dry-{c.recipient_id}") for c in claimed],
+        [
+            Settlement(c.recipient_id, AttemptOutcome.DRY_RUN, None, f"dry-{c.recipient_id}")
+            for c in claimed
+        ],
     )
     assert ledger.recover_orphans(campaign.id) == 0
 

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from collections import Counter
 
-from campaign.domain import Campaign, RecipientState, Settlement, aware, now
+from campaign.domain import AttemptOutcome, Campaign, RecipientState, Settlement, aware, now
 from campaign.ledger import Ledger
 from campaign.ledger.claims import ORPHAN_REASON, RETRY_UNKNOWN_REASON
 from campaign.ledger.engine import open_ledger_engine
@@ -215,9 +215,13 @@ def _model_run(
             elif roll < 0.8:
                 settle.append(sent(claim))
             elif roll < 0.9:
-                settle.append(Settlement(claim.recipient_id, "failed", S.FAILED, None, "bad"))
+                settle.append(
+                    Settlement(claim.recipient_id, AttemptOutcome.FAILED, S.FAILED, None, "bad")
+                )
             else:
-                settle.append(Settlement(claim.recipient_id, "unknown", S.UNKNOWN, None, "?"))
+                settle.append(
+                    Settlement(claim.recipient_id, AttemptOutcome.UNKNOWN, S.UNKNOWN, None, "?")
+                )
         if rng.random() < 0.1:  # dies with these outcomes not yet saved: as good as in flight
             return True, len(claimed)
     ledger.settle(run_id, settle)
