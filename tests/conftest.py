@@ -12,6 +12,9 @@ import pytest
 
 from tests.helpers import Cli
 
+# The throwaway PostgreSQL server: postgres_cluster, postgres_url, blank_postgres_url.
+pytest_plugins = ["tests.postgres"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
