@@ -35,6 +35,8 @@ from typing import Any, NoReturn
 import pytest
 
 SUPERUSER = "postgres"
+ROOT_PREFIX = "campaign-pg-"
+OWNER_FILE = "owner.pid"  # the pytest process that owns a cluster
 TEMPLATE_DATABASE = "base"
 NOT_FOUND = (
     "no initdb/pg_ctl on PATH or under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
@@ -163,7 +165,9 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     bin_dir = find_binaries()
     if bin_dir is None:
         _fail_or_skip(NOT_FOUND)
-    root = Path(tempfile.mkdtemp(prefix="campaign-pg-"))
+    _remove_orphans(bin_dir)
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
     if os.geteuid() == 0:
         shutil.chown(root, SUPERUSER, SUPERUSER)
     cluster = PostgresCluster(bin_dir, root)
@@ -177,6 +181,23 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
             with contextlib.suppress(RuntimeError):  # not running: nothing to stop
                 cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _remove_orphans(bin_dir: Path) -> None:
+    """Stop and delete the clusters of test sessions that were killed before their cleanup ran
+    (a killed pytest leaves its server running)."""
+    for owner_file in Path(tempfile.gettempdir()).glob(f"{ROOT_PREFIX}*/{OWNER_FILE}"):
+        try:
+            os.kill(int(owner_file.read_text()), 0)
+            continue  # its session is still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue
+        orphan = PostgresCluster(bin_dir, owner_file.parent)
+        with contextlib.suppress(RuntimeError):
+            orphan.stop()
+        shutil.rmtree(orphan.root, ignore_errors=True)
 
 
 def _migrate_template(cluster: PostgresCluster) -> None:
