@@ -180,6 +180,7 @@ def _joint_run(url: str, senders: int, kill_after: float | None = None) -> Joint
     return JointRun(part_times, started, killed_at)
 
 
+@pytest.mark.slow
 def test_processes_share_one_mps_in_parts(postgres_url: str) -> None:
     open_ledger_engine(postgres_url).dispose()  # migrated once, before the processes race
     run = _joint_run(postgres_url, senders=4)
@@ -191,6 +192,7 @@ def test_processes_share_one_mps_in_parts(postgres_url: str) -> None:
     assert steady >= MPS * 0.95
 
 
+@pytest.mark.slow
 def test_a_killed_sender_never_causes_an_overshoot(postgres_url: str) -> None:
     open_ledger_engine(postgres_url).dispose()
     run = _joint_run(postgres_url, senders=4, kill_after=2.0)
