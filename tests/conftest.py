@@ -12,6 +12,9 @@ import pytest
 
 from tests.helpers import Cli
 
+# The throwaway PostgreSQL server: postgres_cluster, postgres_url, blank_postgres_url.
+pytest_plugins = ["tests.postgres"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

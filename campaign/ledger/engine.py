@@ -6,12 +6,26 @@ older version of the tool is brought forward, not rebuilt.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    create_engine,
+    event,
+    literal,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 import campaign.migrations as _migrations_package
 from campaign.errors import UserError
@@ -39,29 +53,80 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the ledger at `url`, with SQLite's pragmas set on every connection."""
+# A bare postgresql:// means psycopg2 on SQLAlchemy 2.0 (psycopg 3 only from 2.1), and postgres:// is
+# no dialect at all (Heroku-style URLs): both mean the psycopg 3 driver this tool depends on.
+_POSTGRESQL_ALIASES = ("postgresql", "postgres")
+POSTGRESQL_DRIVER = "postgresql+psycopg"
+# An address that drops packets would otherwise hang the first command for minutes.
+POSTGRESQL_CONNECT_TIMEOUT_S = 10
+
+
+def normalize_url(url: str) -> URL:
+    """`url` parsed, with a bare PostgreSQL scheme pointed at psycopg 3."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+    if parsed.drivername in _POSTGRESQL_ALIASES:
+        parsed = parsed.set(drivername=POSTGRESQL_DRIVER)
+    return parsed
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the ledger at `url`, with SQLite's pragmas or PostgreSQL's session settings
+    on every connection."""
+    parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            parent = Path(database).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise DatabaseError(
-                    f"cannot create the ledger {database}: folder {parent} does not exist"
-                )
-        # SQLAlchemy's default pool keeps connections open: closing the last connection to a WAL
-        # database checkpoints it, which the sender would otherwise pay on every commit.
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return _sqlite_engine(parsed)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # The URL's own ?connect_timeout= / ?application_name= win over these defaults.
+        defaults = {"connect_timeout": POSTGRESQL_CONNECT_TIMEOUT_S, "application_name": "campaign"}
+        connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
     try:
-        return create_engine(parsed, pool_pre_ping=True)
-    except Exception as exc:  # missing driver, bad options: one line for the user
-        raise DatabaseError(f"cannot use database URL {parsed!r}: {exc}") from None
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+    except ImportError as exc:
+        raise DatabaseError(
+            f"cannot use database URL {parsed!r}: its driver {exc.name or exc} is not installed"
+            + (" (pip install 'psycopg[binary]')" if exc.name == "psycopg" else "")
+        ) from None
+    except Exception as exc:  # unknown dialect, bad options: one line for the user
+        raise DatabaseError(f"cannot use database URL {parsed!r}: {_one_line(exc)}") from None
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgresql_session)
+    return engine
+
+
+def _sqlite_engine(parsed: URL) -> Engine:
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        parent = Path(database).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise DatabaseError(
+                f"cannot create the ledger {database}: folder {parent} does not exist"
+            )
+    # SQLAlchemy's default pool keeps connections open: closing the last connection to a WAL
+    # database checkpoints it, which the sender would otherwise pay on every commit.
+    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    # Timestamps come back in the session's time zone; the tool labels the times it shows UTC.
+    # A SET, not the `options` startup parameter, which some poolers (PgBouncer) refuse.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver's message on one line (psycopg's span several, with hints)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
+def _unreachable(engine: Engine, exc: BaseException) -> DatabaseError:
+    return DatabaseError(f"cannot open the ledger {engine.url!r}: {_one_line(exc)}")
 
 
 # Alembic is imported only when a migration runs: every command would otherwise pay for it.
@@ -86,7 +151,7 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
+    with _connect(engine) as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -95,25 +160,36 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     config = alembic_config(engine)
+    with _connect(engine) as connection:
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        except (OperationalError, ProgrammingError) as exc:  # e.g. no CREATE right on the schema
+            raise DatabaseError(
+                f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}"
+            ) from None
+
+
+def _connect(engine: Engine) -> Connection:
+    """A connection, or one line for the user when the server cannot be reached."""
     try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        return engine.connect()
     except OperationalError as exc:
-        raise DatabaseError(f"cannot open the ledger {engine.url!r}: {exc.orig}") from None
+        raise _unreachable(engine, exc) from None
 
 
 def _stored_revision(engine: Engine) -> str | None:
     """The ledger's schema revision, read without loading Alembic (None for a blank database)."""
-    try:
-        with engine.connect() as connection:
+    with _connect(engine) as connection:
+        try:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except OperationalError as exc:
-        if "no such table" in str(exc.orig) or "does not exist" in str(exc.orig):
+        except OperationalError as exc:
+            if "no such table" in str(exc.orig):  # SQLite
+                return None
+            raise _unreachable(engine, exc) from None
+        except ProgrammingError:  # PostgreSQL: UndefinedTable
             return None
-        raise DatabaseError(f"cannot open the ledger {engine.url!r}: {exc.orig}") from None
-    except DBAPIError:  # e.g. PostgreSQL's UndefinedTable
-        return None
 
 
 def open_ledger_engine(url: str) -> Engine:
@@ -122,3 +198,66 @@ def open_ledger_engine(url: str) -> Engine:
     if _stored_revision(engine) != SCHEMA_REVISION:
         migrate(engine)
     return engine
+
+
+# -- the database's clock and transactions, for the modules that share one database ---------------
+# Several senders on several hosts compare times (heartbeats, the rate schedule) only on the
+# database's clock, so no host's clock ever matters. On SQLite the database's clock is the host's.
+
+
+class db_now(FunctionElement[datetime]):
+    """The database's current time (minus `seconds_ago` seconds, a bound number), to the
+    microsecond and read when the statement runs (PostgreSQL's now() is the transaction's start)."""
+
+    type = DateTime(timezone=True)
+    name = "db_now"
+    inherit_cache = True
+
+    def __init__(self, seconds_ago: float = 0.0) -> None:
+        super().__init__(literal(float(seconds_ago), Float))
+
+
+class db_epoch(FunctionElement[float]):
+    """The database's current time in seconds since 1970 (a float), read when the statement runs."""
+
+    type = Float()
+    name = "db_epoch"
+    inherit_cache = True
+
+
+@compiles(db_now, "postgresql")
+def _db_now_postgresql(element: db_now, compiler: Any, **kw: Any) -> str:
+    return f"(clock_timestamp() - make_interval(secs => {compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    # In the text format SQLAlchemy stores SQLite datetimes in (microseconds; SQLite's clock has
+    # milliseconds), so they compare as text with values written from Python.
+    seconds = compiler.process(element.clauses, **kw)
+    return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', (-({seconds})) || ' seconds')"
+
+
+@compiles(db_epoch, "postgresql")
+def _db_epoch_postgresql(element: db_epoch, compiler: Any, **kw: Any) -> str:
+    return "CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_epoch, "sqlite")
+def _db_epoch_sqlite(element: db_epoch, compiler: Any, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@contextmanager
+def transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    """One transaction on `bind`: a new one committed at the end (an Engine, or a Connection outside
+    a transaction), or the caller's own when `bind` is a Connection inside one (the caller commits:
+    several modules' statements can then share one commit)."""
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            yield connection
+    elif bind.in_transaction():
+        yield bind
+    else:
+        with bind.begin():
+            yield bind

@@ -35,7 +35,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 campaigns = Table(
@@ -161,4 +161,37 @@ ucs2_characters = Table(
     Column("source", String(200), nullable=False),  # "template" or "column:<name>"
     Column("rows", Integer, nullable=False),
     Column("extra_parts", Integer, nullable=False),
+)
+
+# The sender registry: one row per `send` process, on any host. Liveness is per sender, not per
+# recipient row: a heartbeat stamped by the DATABASE's clock (host clocks never matter), and a
+# sender silent past a timeout is declared `lost` by a live one (see campaign/ledger/senders.py).
+senders = Table(
+    "senders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # live, stopped, lost
+    Column("lost_at", DateTime(timezone=True)),
+    Column("rate", Float),  # the sender's own parts per second, as of its last heartbeat
+    Column("rate_note", Text),  # why its rate is what it is (e.g. throttled), for `status`
+)
+# `status` lists a campaign's senders; declaring senders lost looks for silent live ones.
+Index("ix_senders_campaign_state", senders.c.campaign_id, senders.c.state)
+Index("ix_senders_state_heartbeat", senders.c.state, senders.c.heartbeat_at)
+
+# One MPS schedule per origination identity, shared by every sender using it (any campaign): a
+# GCRA "theoretical arrival time" in seconds since 1970 on the database's clock (see
+# campaign/ledger/rates.py).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("identity", String(256), primary_key=True),
+    Column("mps", Float, nullable=False),
+    Column("tat", Float, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
