@@ -12,29 +12,37 @@ just under it:
 Why a throttle is not simply a reason to slow down: AWS throttles for the origination identity's
 MPS and the account's request rate (both caused by our rate: slowing down makes them stop), and
 for transient reasons of its own (not caused by our rate: slowing down changes nothing but the
-speed). Cutting the rate on every throttle drives a sender facing 10% random throttles to its
-floor. So `AdaptiveRate` finds out which kind it faces, by experiment, in windows of outcomes
-(a few seconds and about a hundred calls each; counted by arrival, after the answers to calls
-sent before the last rate change are in):
+speed). Round 1 cut x0.7 on every throttle, which drives a sender facing 10% random throttles to
+its floor. So `AdaptiveRate` finds out which kind it faces, by experiment, over windows of
+outcomes (2 s and 100 calls at least, or 30 s at low rates; counted by arrival, after a settle
+time that lets the answers to calls sent before a rate change come in):
 
-- HOLD: send at the target rate (the configured MPS, or a limit learned below it). A window whose
-  share of throttled calls is significantly above the *baseline* (the share already known to be
-  rate-independent; zero until one is known) is an excess: CONFIRM it in a second window at the
-  same rate (the first one is often a transient: the service's bucket draining).
-- TEST: cut the rate to just under what the service accepted in the confirming window (at most
-  to x0.7), and measure the share again. If it fell (a one-sided two-proportion z-test, and by a
-  good part of the excess), the throttles were the rate's: keep the cut, remember a limit just
-  under the accepted rate, climb to it and hold it (and test again lower if the share is still
-  above the baseline). If it did not fall, they were not: undo the cut, and the share becomes the
-  baseline, so throttles at that share are retried without slowing down.
-- The verdicts expire: the baseline after BASELINE_TTL_SECONDS (the next excess re-tests it), a
-  limit through probes (after quiet spells its ceiling is raised, 2% then doubling), so a limit
-  that appears, moves or goes is noticed.
+- HOLD: send at the target (the configured MPS, or a limit learned below it). A window whose share
+  of throttled calls is significantly above the *baseline* (the share already found not to depend
+  on the rate; zero until then) is an excess: CONFIRM it with a second, longer window at the same
+  rate (the first is often a transient, such as the service's bucket draining).
+- TEST: cut to just under what the service accepted meanwhile (at most x0.7; under a limit that
+  is its throughput, so the share falls clearly), and measure again. The share fell (a one-sided
+  two-proportion z-test at 3 standard errors, by a good part of the excess; an unclear result
+  collects more calls): the throttles were the rate's, keep the cut and climb back to just under
+  the accepted rate, testing lower still if the share stays above the baseline. It did not fall:
+  they were not the rate's, undo the cut; that share becomes the baseline, and throttles at it are
+  retried (by the sender) without slowing down.
+- Every increase past the last rate known to be fine (the climb after a test, a probe) is on
+  trial: an excess over the baseline, pooled over the trial's windows, or the first throttle after
+  a clean window when no baseline is known, sends the rate back to it (or to x0.95 of the rate
+  that failed, if lower).
+- Verdicts expire: the baseline after BASELINE_TTL_SECONDS (re-tested while throttles go on), a
+  limit through probes (after quiet spells its ceiling rises 2%, 4%, 8%...), so a limit that
+  appears, moves or goes is noticed.
 
-Comparing two windows a rate apart is what separates the kinds: a limit's share depends on the
-rate, a random share does not. A wrong "not rate-driven" costs extra retried calls at about the
-limit's throughput; a wrong "rate-driven" costs speed until probes undo it, so the test needs a
-clear drop to say "rate-driven". `status()` says what was decided and why, in one line.
+A wrong "not rate-driven" costs retried calls at about the limit's throughput; a wrong
+"rate-driven" costs speed until probes undo it; hence a strict test. What it cannot see: a
+rate-driven excess of a few % hidden in the noise of a larger random share (retried calls, not
+lost throughput), and at one call every few seconds each decision takes minutes of evidence.
+At a few calls per second network jitter alone gets calls throttled by a one-message bucket, so
+there a learned limit is just under the rate that failed rather than the accepted rate.
+`status()` says what was decided and why, for the progress bar, the summary and `status`.
 
 The sender owns both and copies the adaptive rate into the limiter after each outcome:
 
@@ -72,9 +80,8 @@ DEFAULT_BURST_SECONDS = 0.2
 _EPSILON = 1e-9
 
 # Climbing and probing (as in round 1): after a cut the rate climbs back to its target in about
-# RECOVERY_SECONDS of full-rate sending; a learned limit is held at x0.95 of what the service
-# accepted, and probed after 30 quiet seconds, up to 240 s once a limit was hit twice at about
-# the same rate.
+# RECOVERY_SECONDS of full-rate sending; a learned limit is held at x0.95 of the estimate, and
+# probed after 30 quiet seconds, up to 240 s once a limit was hit twice at about the same rate.
 DECREASE_FACTOR = 0.7  # the deepest a test cuts relative to the rate sent (and the climb's unit)
 CEILING_MARGIN = 0.95
 RECOVERY_SECONDS = 10.0
@@ -84,11 +91,12 @@ PLATEAU_TOLERANCE = 0.1
 PROBE_STEP = 0.02  # the first probe's increase; doubles with each quiet probe in a row
 
 # Windows: at least WINDOW_SECONDS and WINDOW_CALLS outcomes, or WINDOW_MAX_SECONDS at low rates;
-# never decided on fewer than MIN_WINDOW_CALLS. A clear excess closes a window at
-# EARLY_WINDOW_CALLS, so a real limit at a few MPS is found in seconds, not minutes.
+# never decided on fewer than MIN_WINDOW_CALLS. A clear excess closes a first window at
+# EARLY_WINDOW_CALLS, so a real limit at a few MPS is noticed in seconds.
 WINDOW_SECONDS = 2.0
 WINDOW_CALLS = 100
 WINDOW_MAX_SECONDS = 30.0
+CONFIRM_WINDOWS = 2  # the confirming window is this many windows long
 MIN_WINDOW_CALLS = 10
 EARLY_WINDOW_CALLS = 20
 # After a rate change, answers to calls sent before it keep coming for about one latency.
@@ -102,14 +110,15 @@ Z_EXCESS = 3.0
 EXCESS_CALLS = 2
 MIN_EXCESS_SHARE = 0.005
 # The test says "rate-driven" when the share fell by Z_DROP standard errors and by at least
-# MIN_DROP of the excess being tested.
-Z_DROP = 2.33
+# MIN_DROP of the excess being tested (or the share that succeeds grew by MIN_DROP).
+Z_DROP = 3.0
 Z_SUGGESTIVE = 1.0  # between the two, a test collects more (at most TEST_MAX_WINDOWS windows)
 TEST_MAX_WINDOWS = 4
 MIN_DROP = 0.25
 JITTER_PROOF_CALLS = 3.0  # calls/s from which the accepted rate estimates a limit (see below)
 TEST_MARGIN = 0.9  # test at this much of the parts/s the service accepted while throttling
-DEEPEST_TEST_CUT = 0.25  # ...but never below this fraction of the rate being tested
+DEEPEST_TEST_CUT = 0.1  # ...but never below this fraction of the rate being tested
+MIN_TEST_SUCCESSES = 10
 BASELINE_TTL_SECONDS = 300.0
 BASELINE_MAX_CALLS = 5000.0  # the baseline weighs older windows down past this many calls
 
@@ -503,9 +512,20 @@ class AdaptiveRate:
         elapsed = now - w.start
         if w.calls < MIN_WINDOW_CALLS or elapsed < WINDOW_SECONDS:
             return
-        full = w.calls >= WINDOW_CALLS or elapsed >= WINDOW_MAX_SECONDS
+        # The confirming window is the test's "before": its noise weighs on every test, so it
+        # is larger (under a limit the service accepts about the limit meanwhile anyway).
+        size = CONFIRM_WINDOWS if self._phase == _CONFIRM else 1
+        if elapsed < size * WINDOW_SECONDS:
+            return
+        full = w.calls >= size * WINDOW_CALLS or elapsed >= WINDOW_MAX_SECONDS
+        if self._phase != _HOLD and w.calls - w.throttled < MIN_TEST_SUCCESSES:
+            # A test compares shares: a window of almost only throttles needs some successes
+            # to say anything (under a limit far below the rate, they come at the limit's pace).
+            full = elapsed >= TEST_MAX_WINDOWS * WINDOW_MAX_SECONDS
+        # Only a first look may close early: the confirming window is the test's "before", and
+        # one that closed because it looked bad would overstate the share (and the test's drop).
         early = (
-            self._phase != _TEST
+            self._phase == _HOLD
             and w.calls >= EARLY_WINDOW_CALLS
             and self._exceeds(w.calls, w.throttled)
         )
@@ -514,6 +534,10 @@ class AdaptiveRate:
         mean_parts = self._accepted_parts / self._accepted_calls if self._accepted_calls else 1.0
         window = w.close(now, mean_parts)
         self._last_window = window
+        self._decide(window, now)
+
+    def _decide(self, window: Window, now: float) -> None:
+        """The state machine's step at the end of each window."""
         if self._phase == _TEST:
             self._conclude(window, now)
         elif self._baseline_expired(now) and window.throttled:
@@ -528,6 +552,7 @@ class AdaptiveRate:
             ):
                 self._fail_increase(now, window)
             else:
+                self._absorb(window, now)
                 self._open(now, settle=False)
                 self._probe(now)
         elif not self._exceeds(window.calls, window.throttled):
@@ -568,8 +593,8 @@ class AdaptiveRate:
         if self._baseline_expired(now):
             self._forget_baseline()
             return
-        if self._on_trial() or window.rate > self._base_rate * (1.0 + PLATEAU_TOLERANCE):
-            return  # measured only up to that rate: above it, a share may be the rate's
+        if window.rate > self._base_rate * (1.0 + PLATEAU_TOLERANCE):
+            return  # measured only up to about that rate: above it, a share may be the rate's
         self._base_calls += window.calls
         self._base_throttled += window.throttled
         if self._base_calls > BASELINE_MAX_CALLS:
@@ -584,14 +609,16 @@ class AdaptiveRate:
         # Just under what the service accepted meanwhile: under a limit that is what it allows,
         # so a rate-driven share falls to the baseline and the test is clear-cut.
         below_accepted = min(DECREASE_FACTOR * before.sent_rate, TEST_MARGIN * before.accepted_rate)
-        trial = min(
-            max(below_accepted, DEEPEST_TEST_CUT * rate, self._floor), DECREASE_FACTOR * rate
-        )
+        trial = min(max(below_accepted, DEEPEST_TEST_CUT * rate), DECREASE_FACTOR * rate)
+        trial = max(trial, self._floor)
+        if trial >= CEILING_MARGIN * rate:  # at the floor: nothing to test with, hold it
+            self._phase = _HOLD
+            if self._ceiling is not None and self._verified is None:
+                self._verified = rate  # the lowest it goes: probes start from here
+            self._open(now, settle=False)
+            return
         self._test = _Test(before, rate, trial, retest)
         self._phase = _TEST
-        if trial >= CEILING_MARGIN * rate:  # at the floor: nothing to test with, hold it
-            self._conclude_not_rate_driven(before, None, now)
-            return
         self._rate = trial
         self._decreases += 1
         self._open(now, settle=True)
@@ -613,9 +640,12 @@ class AdaptiveRate:
         assert test is not None
         before = test.before
         share = self._baseline()[0]
+        # Significant, and large: a good part of the excess, or (when nearly every call was
+        # throttled, as under a limit far below the rate) a good gain in the share that succeeds.
         drop = before.share - after.share
+        gained = (1.0 - after.share) >= (1.0 + MIN_DROP) * (1.0 - before.share)
         fell = _drop_z(before, after.calls, after.throttled) >= Z_DROP and (
-            drop >= MIN_DROP * (before.share - share)
+            drop >= MIN_DROP * (before.share - share) or gained
         )
         if not fell:
             self._conclude_not_rate_driven(before, after, now)
@@ -630,21 +660,17 @@ class AdaptiveRate:
             self._phase = _HOLD
             self._open(now, settle=False)
 
-    def _conclude_not_rate_driven(self, before: Window, after: Window | None, now: float) -> None:
+    def _conclude_not_rate_driven(self, before: Window, after: Window, now: float) -> None:
         """The share did not fall with the rate: undo the cut; the share is the new baseline."""
         test = self._test
         assert test is not None
         self._test = None
-        measured = [before] if after is None else [before, after]
-        self._random_found = _Evidence(
-            test.rate_before, before.share, test.rate_after, measured[-1].share
-        )
-        self._base_calls = float(sum(w.calls for w in measured))
-        self._base_throttled = float(sum(w.throttled for w in measured))
+        self._random_found = _Evidence(test.rate_before, before.share, test.rate_after, after.share)
+        self._base_calls = float(before.calls + after.calls)
+        self._base_throttled = float(before.throttled + after.throttled)
         self._base_since = now
         self._base_rate = test.rate_before
-        if test.rate_after < test.rate_before:
-            self._undone += 1
+        self._undone += 1
         if self._ceiling is not None:  # under a limit, this rate's throttles were not its fault
             self._verified = max(self._verified or 0.0, min(test.rate_before, self._ceiling))
             self._trial_calls = self._trial_throttled = 0
@@ -654,13 +680,16 @@ class AdaptiveRate:
 
     def _learn_limit(self, test: _Test, after: Window, now: float) -> None:
         """The share fell with the rate: a limit between the two rates. Climb back toward just
-        under the rate that failed; the climb is on trial (see _fail_increase)."""
+        under it (the estimate: what the service accepted, see _limit_estimate); the climb is on
+        trial (see _fail_increase)."""
         self._test = None
         self._verified = None  # set again once a rate under this limit is known
         self._note_failure(test.rate_before, now)
         limit = _limit_estimate(test.before, test.rate_before)
         self._ceiling = min(max(self._floor, CEILING_MARGIN * limit), self._configured)
-        self._limit_found = _Evidence(test.rate_before, test.before.share, self._rate, after.share)
+        self._limit_found = _Evidence(
+            test.rate_before, test.before.share, test.rate_after, after.share
+        )
 
     def _fail_increase(self, now: float, window: Window | None) -> None:
         """Throttled above the baseline after speeding up past the verified rate: back to it, or
