@@ -57,7 +57,8 @@ class Service:
     limit_at: Limit
     random_share: float = 0.0
     error_share: float = 0.0
-    random_from: float = 0.0  # random throttles and 500s only from this time on
+    random_from: float = 0.0  # random throttles and 500s only from this time on...
+    random_until: float = float("inf")  # ...and until this one
     rng: random.Random = field(default_factory=lambda: random.Random(11))
     _limit: float | None = None
     _tokens: float = 0.0
@@ -65,9 +66,10 @@ class Service:
 
     def answer(self, now: float, parts: int) -> str:
         throttle_draw, error_draw = self.rng.random(), self.rng.random()
-        if now >= self.random_from and throttle_draw < self.random_share:
+        faulty = self.random_from <= now < self.random_until
+        if faulty and throttle_draw < self.random_share:
             return "throttled"
-        if now >= self.random_from and error_draw < self.error_share:
+        if faulty and error_draw < self.error_share:
             return "error"
         limit = self.limit_at(now)
         if limit != self._limit:  # a new limit starts from a full bucket
@@ -311,6 +313,26 @@ def test_a_lifted_limit_is_probed_back_up_within_minutes() -> None:
     assert back < 100 + 360  # quiet probes: 2%, 4%, 8%... every 30-240 s
     assert result.adaptive.ceiling is None
     assert "gone" in result.adaptive.status().reason
+
+
+def test_random_throttles_are_re_tested_now_and_then_at_little_cost() -> None:
+    # The baseline expires after BASELINE_TTL_SECONDS: while throttles go on, a test checks that
+    # they still do not depend on the rate (a limit may have crept in under them).
+    result = run(200, Service(no_limit, 0.10), until=700)
+    assert len(result.cuts) == 3 and result.adaptive.undone == 3  # at ~5 s, ~310 s, ~620 s
+    assert result.mean_rate(30, 700) >= 0.98 * 200
+    assert result.adaptive.verdict == NOT_RATE_DRIVEN
+
+
+def test_random_throttles_that_stop_are_forgotten_so_a_small_limit_later_is_found() -> None:
+    # 10% random throttles until 200 s, none after; at 600 s a limit of 180 appears, whose 10%
+    # excess would hide in the old baseline's noise if it were kept.
+    service = Service(from_until(180, start=600), 0.10, random_until=200)
+    result = run(200, service, until=900)
+    assert result.mean_rate(300, 600) == 200
+    assert 0.9 * 180 <= result.mean_rate(660, 900) <= 180
+    assert result.throttled_share(660, 900) < 0.005
+    assert result.adaptive.verdict == RATE_DRIVEN
 
 
 def test_the_rate_never_goes_below_the_floor_and_recovers_after_a_storm() -> None:
