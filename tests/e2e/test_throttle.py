@@ -45,16 +45,27 @@ def test_random_throttles_and_500s_do_not_slow_the_send_down(run: Cli, tmp_path:
     run("create", "c1", "-o", "+12065550100", "-m", "Hi {first_name}, sale today. Reply STOP")
     csv = recipients_csv(tmp_path / "c1.csv", RECIPIENTS)
     run("import", "c1", str(csv), "--default-region", "US")
+    send = ("send", "c1", "--yes", "--mps", str(MPS))
     with Simulator(config) as sim:
         started = time.monotonic()
-        result = run("--endpoint-url", sim.url, "send", "c1", "--yes", "--mps", str(MPS))
+        result = run("--endpoint-url", sim.url, *send, code=None)
         elapsed = time.monotonic() - started
         stats = sim.stats()
+        accepted = sim.accepted(dry_run=False)
+        if result.exit_code == 1:
+            # A recipient whose calls failed 5 times with a 500 among them is left `pending`
+            # for the next run (retry.MAX_TRANSIENT_ATTEMPTS; throttles count toward the 5):
+            # ~2e-5 per recipient here. Run it again, as the tool says.
+            assert "still pending: run `campaign send c1` again" in result.stderr
+            assert len(accepted) >= RECIPIENTS - 5
+            run("--endpoint-url", sim.url, *send)
+        else:
+            assert result.exit_code == 0, result.stderr
+            assert f"Sent {RECIPIENTS:,}" in result.stderr
         accepted = sim.accepted(dry_run=False)
 
     # It finished, and everyone was sent exactly once: throttled and 500ed recipients were
     # retried, none dropped, none sent twice.
-    assert f"Sent {RECIPIENTS:,}" in result.stderr
     assert len(accepted) == RECIPIENTS
     assert len({a["destination"] for a in accepted}) == RECIPIENTS
     counts = run.json("status", "c1", "--json")["counts"]
@@ -67,6 +78,7 @@ def test_random_throttles_and_500s_do_not_slow_the_send_down(run: Cli, tmp_path:
     # The rate held: round 1 would need minutes here (well over 100 s).
     assert RECIPIENTS / elapsed > EXPECTED / 5, f"{elapsed:.1f} s for {RECIPIENTS} recipients"
     times = sorted(datetime.fromisoformat(a["ts"]).timestamp() for a in accepted)
+    times = [t for t in times if t <= times[0] + elapsed]  # the first run's
     steady = [t for t in times if times[0] + 2 <= t <= times[-1] - 1]
     steady_rate = (len(steady) - 1) / (steady[-1] - steady[0])
     assert steady_rate > EXPECTED / 5, f"{steady_rate:.0f} accepted/s in the steady state"
