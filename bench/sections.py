@@ -1,5 +1,6 @@
-"""The four benchmark sections. Each drives the real CLI in child processes and measures its
-baseline in the same run; each adds rows to the summary and a details dict to results.json."""
+"""The benchmark sections (the throttle control's is in controller.py). Each drives the real CLI
+in child processes and measures its baseline in the same run; each adds rows to the summary and a
+details dict to results.json."""
 
 from __future__ import annotations
 
@@ -904,9 +905,16 @@ def section_cpu(b: Bench) -> None:
     )
 
 
+def section_controller(b: Bench) -> None:
+    from bench.controller import run_controller  # it imports this module: load it when used
+
+    run_controller(b)
+
+
 SECTIONS = {
     "import": section_import,
     "estimate": section_estimate,
     "send": section_send,
     "cpu": section_cpu,
+    "controller": section_controller,
 }
