@@ -88,6 +88,17 @@ class Window:
     end: int  # minutes after local midnight, 1-1440 (1440 = 24:00)
     days: frozenset[int] = EVERY_DAY  # the weekdays on which the window opens
 
+    def __post_init__(self) -> None:
+        whole_day = (self.start, self.end) == (0, MINUTES_PER_DAY)
+        if (
+            not 0 <= self.start < MINUTES_PER_DAY
+            or not 0 <= self.end <= MINUTES_PER_DAY
+            or (self.start == self.end % MINUTES_PER_DAY and not whole_day)
+            or not self.days
+            or not self.days <= EVERY_DAY
+        ):
+            raise ValueError(f"not a window: {self.start}-{self.end} on {sorted(self.days)}")
+
     @property
     def crosses_midnight(self) -> bool:
         return self.end <= self.start

@@ -42,7 +42,7 @@ from typing import Final
 
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
-from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 from campaign.phones.normalize import PhoneResult, normalize
 
@@ -170,7 +170,30 @@ _GEO_MOBILE_CODES: Final = frozenset(
     str(cc) for cc in phonenumbers.phonenumberutil._GEO_MOBILE_COUNTRIES
 )
 _CALLING_CODES: Final = frozenset(str(cc) for cc in COUNTRY_CODE_TO_REGION_CODE)
-_PREFIX_LENGTHS: Final = tuple(range(TIMEZONE_LONGEST_PREFIX, 0, -1))
+_HEAD: Final = 4  # digits that pick the few prefix lengths worth trying
+
+
+@cache
+def _short_lengths(head: str) -> tuple[int, ...]:
+    """Lengths of the data prefixes shorter than _HEAD that `head` starts with, longest first."""
+    return tuple(n for n in range(_HEAD - 1, 0, -1) if head[:n] in TIMEZONE_DATA)
+
+
+def _lengths_by_head() -> dict[str, tuple[int, ...]]:
+    """For each _HEAD-digit head of a data prefix: the prefix lengths that can match a number
+    starting with it, longest first. phonenumbers tries all nine lengths; a NANP number needs
+    one or two (+1 212: only 4; +1 850: 7 then 4)."""
+    long: dict[str, set[int]] = {}
+    for prefix in TIMEZONE_DATA:
+        if len(prefix) >= _HEAD:
+            long.setdefault(prefix[:_HEAD], set()).add(len(prefix))
+    return {
+        head: (*sorted(lengths, reverse=True), *_short_lengths(head))
+        for head, lengths in long.items()
+    }
+
+
+_LENGTHS_BY_HEAD: Final = _lengths_by_head()
 _UNKNOWN_ZONE: Final = "Etc/Unknown"  # phonenumbers' (ICU's) "no idea"
 _NANP_TOLL_FREE: Final = frozenset({"800", "833", "844", "855", "866", "877", "888"})
 
@@ -285,7 +308,8 @@ class TimeZoneResolver:
             number_type == "mobile" and _calling_code(digits) in _GEO_MOBILE_CODES
         ):
             prefix = ""
-            for length in _PREFIX_LENGTHS:
+            head = digits[:_HEAD]
+            for length in _LENGTHS_BY_HEAD.get(head) or _short_lengths(head):
                 if digits[:length] in TIMEZONE_DATA:
                     prefix = digits[:length]
                     break

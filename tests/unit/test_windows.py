@@ -425,3 +425,13 @@ def test_calendar_of_many_groups_over_weeks_finishes() -> None:
 def test_calendar_refuses_a_non_positive_mps() -> None:
     with pytest.raises(ValueError, match="mps"):
         plan_calendar(TWO_COASTS, DEFAULT_POLICY, mps=0, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [(600, 600, EVERY_DAY), (0, 0, EVERY_DAY), (1440, 60, EVERY_DAY), (60, 1441, EVERY_DAY),
+     (60, 120, frozenset()), (60, 120, frozenset({7}))],
+)  # fmt: skip
+def test_a_window_built_by_hand_is_checked_too(start: int, end: int, days: frozenset[int]) -> None:
+    with pytest.raises(ValueError, match="not a window"):
+        Window(start, end, days)
