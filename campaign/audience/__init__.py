@@ -1,0 +1,1 @@
+"""Who may be messaged, and when: sending windows, deadlines, do-not-send lists."""
