@@ -279,3 +279,17 @@ def test_large_campaign_page_is_small(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(countries) == 25 + 2  # the 25 largest, the 175 others as one row, the total
     assert cells(countries[-2])[:2] == ["175 other countries", f"{175 * 5000:,}"]
     assert cells(countries[-1])[1] == "1,000,000"
+
+
+def test_runs_without_sending_time_and_no_countries_say_so() -> None:
+    report = sample_report()
+    timeline = report.timeline
+    assert not isinstance(timeline, Unavailable)
+    instant = tuple(replace(r, ended_at=r.started_at, buckets=(), pauses=()) for r in timeline.runs)
+    doc = parse(
+        render_html(replace(report, timeline=replace(timeline, runs=instant), countries=()))
+    )
+    assert text(one(doc, "section#timeline p.unavailable")).startswith("Nothing to draw yet.")
+    assert len(doc.xpath("//table[@class='runs']/tbody/tr")) == 2  # the runs are still listed
+    assert text(one(doc, "section#countries p.unavailable")).startswith("No countries yet.")
+    assert not doc.xpath("//figure[@id='chart-send-over-time' or @id='chart-countries']")
