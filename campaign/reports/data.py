@@ -17,11 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
 
 from campaign.domain import Ucs2Character
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,11 +26,6 @@ class Unavailable:
     """A section (or a figure) whose data does not exist yet; `reason` is shown as is."""
 
     reason: str
-
-
-def available(value: T | Unavailable) -> T | None:
-    """The value, or None when it is not available (for templates and charts)."""
-    return None if isinstance(value, Unavailable) else value
 
 
 def rate(part: int | None, whole: int | None) -> float | None:

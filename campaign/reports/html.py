@@ -43,7 +43,7 @@ def render_html(report: CampaignReport) -> str:
     from campaign.reports.charts import render_charts
 
     charts = {
-        name: _InlineChart(chart.alt, Markup(chart.svg))  # matplotlib's SVG of numbers
+        name: _InlineChart(chart.alt, Markup(chart.svg))  # matplotlib escapes the text it writes
         for name, chart in render_charts(report).items()
     }
     css = resources.files("campaign.reports").joinpath("templates", STYLESHEET).read_text("utf-8")

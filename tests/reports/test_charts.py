@@ -132,3 +132,14 @@ def test_pause_bands_are_narrow_whatever_the_pause_lasted() -> None:
     three_days = SendTimeline((run1, run2_later))
     assert three_days.pauses[0].seconds == 3600 + later.total_seconds()
     assert _Axis.of(three_days) == replace(_Axis.of(timeline), periods=three_days.active_periods)
+
+
+def test_text_inside_a_chart_is_escaped_by_matplotlib() -> None:
+    # The page marks the charts' SVG safe: that holds because matplotlib escapes what it writes.
+    report = sample_report()
+    assert not isinstance(report.countries, Unavailable)
+    hostile = replace(report.countries[0], country="<b>&")
+    svg = render_charts(replace(report, countries=(hostile, *report.countries[1:])))[
+        "countries"
+    ].svg
+    assert "&lt;b&gt;&amp;" in svg and "<b>" not in svg
