@@ -91,7 +91,7 @@ def _measure(name: str, raws: list[str], regions: list[str | None], repeat: int)
 
     def phonenumbers_parse_and_call() -> None:
         for result in valid:
-            time_zones_for_number(phonenumbers.parse(result.e164))
+            time_zones_for_number(phonenumbers.parse(str(result.e164)))
 
     ours, alone, raw_call, raw_parse = _best_seconds(
         [resolve_all, normalize_only, phonenumbers_call, phonenumbers_parse_and_call], repeat

@@ -142,7 +142,7 @@ class PostgresCluster:
         import psycopg
 
         with psycopg.connect(self.url("postgres", driver="postgresql"), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]  # test-owned names, not user input
+            conn.execute(sql)  # test-owned names, not user input
 
     def create_database(self, template: str = "template0") -> str:
         """A new database copied from `template`; returns its name."""

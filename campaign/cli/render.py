@@ -17,6 +17,7 @@ import click
 
 from campaign.domain import ALL_STATES, AttemptOutcome, Campaign, PartsClass, StateCounts
 from campaign.pricing import CURRENCY, Estimate, Price, show_character
+from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
     from campaign.cli.settings import Settings
@@ -35,20 +36,6 @@ def say(message: str, settings: Settings | None = None) -> None:
 def count(n: int, noun: str) -> str:
     """`1 row`, `2 rows`, `1,000 rows`."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def format_duration(seconds: float) -> str:
-    """2h47m, 12m30s, 40s, 3d04h: precise enough for "about"."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    m = round(seconds / 60)
-    if m < 24 * 60:
-        return f"{m // 60}h{m % 60:02d}m"
-    h = round(seconds / 3600)
-    return f"{h // 24}d{h % 24:02d}h"
 
 
 # -- campaign list ---------------------------------------------------------------------------------

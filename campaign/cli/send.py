@@ -23,10 +23,11 @@ import click
 
 from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
-from campaign.cli.render import count, format_duration, render_sample, say
+from campaign.cli.render import count, render_sample, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.domain import Campaign, RecipientState, StopReason
 from campaign.errors import ExitCode
+from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
     from campaign.sending.plan import SendPlan, SendRequest, Workload

@@ -335,7 +335,7 @@ def _draw_pauses(timeline: SendTimeline, axis: _Axis, axes: Sequence[Axes]) -> N
         for ax in axes:
             ax.axvspan(x1 - axis.gap, x1, color=PAUSE, linewidth=0, zorder=0)
         if i in labelled:
-            from campaign.pricing import format_duration
+            from campaign.reports.data import format_duration
 
             axes[0].text(
                 x1 - axis.gap / 2,

@@ -413,6 +413,20 @@ class CampaignReport:
 # -- how figures read (the page and the charts write them the same way) ---------------------------
 
 
+def format_duration(seconds: float) -> str:
+    """2h47m, 12m30s, 40s, 3d04h: precise enough for "about"."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    m = round(seconds / 60)
+    if m < 24 * 60:
+        return f"{m // 60}h{m % 60:02d}m"
+    h = round(seconds / 3600)
+    return f"{h // 24}d{h % 24:02d}h"
+
+
 def format_count(value: int) -> str:
     return f"{value:,}"
 

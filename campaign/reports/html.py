@@ -122,7 +122,7 @@ def _timeline_view(report: CampaignReport) -> dict[str, Any]:
 
 
 def _duration(seconds: float | None) -> str:
-    from campaign.pricing import format_duration
+    from campaign.reports.data import format_duration
 
     return "—" if seconds is None else format_duration(seconds)
 

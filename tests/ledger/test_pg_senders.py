@@ -45,7 +45,7 @@ def _silence(engine: Engine, sender_id: int, seconds: float) -> None:
 
 def _states(engine: Engine) -> dict[int, str]:
     with engine.connect() as conn:
-        return dict(conn.execute(select(senders.c.id, senders.c.state)).all())  # type: ignore[arg-type]
+        return dict(conn.execute(select(senders.c.id, senders.c.state)).all())  # type: ignore[arg-type,unused-ignore]
 
 
 @pytest.fixture

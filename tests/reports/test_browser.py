@@ -83,7 +83,7 @@ def test_the_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
     with Image.open(screenshot) as image:
         rgb = image.convert("RGB")
     assert rgb.size == SCREENSHOT_SIZE
-    colours = rgb.getcolors(maxcolors=1 << 20) or []
+    colours: list[tuple[int, tuple[int, int, int]]] = rgb.getcolors(maxcolors=1 << 20) or []  # type: ignore[assignment]
     assert len(colours) > 50, "the screenshot is (nearly) one flat colour"
     blue = sum(
         n for n, c in colours if all(abs(a - b) <= 6 for a, b in zip(c, CHART_BLUE, strict=True))

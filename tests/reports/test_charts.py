@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,12 +24,12 @@ from campaign.reports.data import SendTimeline, TimeBucket, Unavailable
 from tests.reports.builders import T0, large_report, sample_report, sample_timeline
 
 
-def _bins(timeline: SendTimeline) -> tuple[_Axis, list]:  # type: ignore[type-arg]
+def _bins(timeline: SendTimeline) -> tuple[_Axis, list[Any]]:
     axis = _Axis.of(timeline)
     return axis, _bin_timeline(timeline, axis)
 
 
-def _parts_drawn(bins: list) -> float:  # type: ignore[type-arg]
+def _parts_drawn(bins: list[Any]) -> float:
     return sum(rate * (b.edges[k + 1] - b.edges[k]) for b in bins for k, rate in enumerate(b.rate))
 
 

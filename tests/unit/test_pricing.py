@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign.cli.render import format_duration, render_estimate
+from campaign.cli.render import render_estimate
 from campaign.domain import PartsClass, Ucs2Character
 from campaign.pricing import (
     Estimate,
@@ -20,6 +20,7 @@ from campaign.pricing import (
     cost_of,
     estimate,
 )
+from campaign.reports.data import format_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 D = Decimal

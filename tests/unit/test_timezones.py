@@ -208,14 +208,14 @@ def _sample_numbers(count: int, seed: int) -> list[str]:
         phonenumbers.PhoneNumberType.TOLL_FREE,
         phonenumbers.PhoneNumberType.VOIP,
     )
-    examples = []
+    examples: list[str] = []
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         for number_type in types:
             example = phonenumbers.example_number_for_type(region, number_type)
             if example is not None:
                 examples.append(phonenumbers.format_number(example, 0))
     # And numbers behind phonenumbers' longest prefixes (8 and 9 digits: AU, US exchanges...).
-    out = []
+    out: list[str] = []
     long_prefixes = sorted(prefix for prefix in TIMEZONE_DATA if len(prefix) >= 7)
     for prefix in rng.sample(long_prefixes, 600):
         for length in range(len(prefix) + 1, 14):
@@ -226,10 +226,10 @@ def _sample_numbers(count: int, seed: int) -> list[str]:
                 break
     assert sum(len(number) >= 11 and number[1:3] == "61" for number in out) > 20
     while len(out) < count:
-        example = rng.choice(examples)
-        keep = rng.randint(len(example) - 4, len(example))
-        tail = "".join(rng.choice("0123456789") for _ in range(len(example) - keep))
-        candidate = example[:keep] + tail
+        sample = rng.choice(examples)
+        keep = rng.randint(len(sample) - 4, len(sample))
+        tail = "".join(rng.choice("0123456789") for _ in range(len(sample) - keep))
+        candidate = sample[:keep] + tail
         if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
             out.append(candidate)
     return out
