@@ -8,6 +8,7 @@ constraint a stable name so that Alembic's batch mode can rebuild SQLite tables.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -38,7 +39,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0004"
 
 
 campaigns = Table(
@@ -164,4 +165,64 @@ ucs2_characters = Table(
     Column("source", String(200), nullable=False),  # "template" or "column:<name>"
     Column("rows", Integer, nullable=False),
     Column("extra_parts", Integer, nullable=False),
+)
+
+
+# -- delivery events (revision 0004) ----------------------------------------------------------------
+# Delivery is recorded beside the state: NULL `delivery` is "awaiting" (or never sent). What decided
+# it is kept so that events arriving out of order never let an older or non-final event overwrite it:
+# a final event beats a non-final one, a later event beats an earlier one of the same kind.
+recipients.append_column(Column("delivery", String(16)))  # delivered / undelivered / NULL
+recipients.append_column(Column("delivery_reason", Text))  # "TEXT_BLOCKED: <description>"
+recipients.append_column(Column("delivery_at", DateTime(timezone=True)))  # the deciding event's time
+recipients.append_column(Column("charged", Float))  # totalMessagePrice + totalCarrierFee, USD
+# Events without our context are matched by MessageId; only sent recipients have one.
+Index(
+    "ix_recipients_message_id",
+    recipients.c.message_id,
+    sqlite_where=recipients.c.message_id.is_not(None),
+    postgresql_where=recipients.c.message_id.is_not(None),
+)
+
+# Every event that belongs to one of the ledger's recipients, once: at-least-once delivery (SQS,
+# SNS, a re-read file) is made exactly-once by the unique key AWS's events carry.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", String(128), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("event_ts", BigInteger, nullable=False),  # eventTimestamp, Unix ms, as AWS sent it
+    Column("is_final", Boolean, nullable=False),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "recipient_id", Integer, ForeignKey("recipients.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("status", String(64)),  # messageStatus
+    Column("description", Text),  # messageStatusDescription
+    Column("parts", Integer),
+    Column("price", Float),
+    Column("carrier_fee", Float),
+    Column("iso_country", String(2)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("message_id", "event_type", "event_ts"),
+)
+Index("ix_events_recipient", events.c.recipient_id, events.c.event_ts)
+
+# Inputs that are not events of this ledger's recipients, kept with the reason (campaign.events.parse
+# names the reasons) so that nothing read is lost and the ingest summary can count them. The
+# fingerprint (the event key, or a digest of an undecodable body) makes a re-delivered one count once.
+events_aside = Table(
+    "events_aside",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(255), nullable=False, unique=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text),
+    Column("message_id", String(128)),
+    Column("event_type", String(64)),
+    Column("event_ts", BigInteger),
+    Column("context", Text),  # JSON object, when the event had one
+    Column("raw", Text),  # the input itself, for undecodable ones (cut to a few KB)
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
