@@ -1103,3 +1103,6 @@ def main() -> NoReturn:
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+import campaign.cli.events  # noqa: E402, F401  (registers the `events` command group)

@@ -13,15 +13,18 @@ which the ingester stores aside and counts (so one bad message never blocks a qu
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 # Why an input was set aside (`events_aside.reason`). The first three are decided here, the last two
 # by the ledger, which alone knows its campaigns and MessageIds.
 MALFORMED = "malformed"  # not JSON, or JSON that is not an object
-MISSING_FIELDS = "missing_fields"  # an object, but not an event (no messageId, eventType, timestamp)
+MISSING_FIELDS = (
+    "missing_fields"  # an object, but not an event (no messageId, eventType, timestamp)
+)
 OTHER_CHANNEL = "other_channel"  # VOICE_*, RCS_*, ...: an event, but not an SMS one
 OTHER_CAMPAIGN = "other_campaign"  # its context names a campaign this ledger does not have
 UNKNOWN_MESSAGE = "unknown_message"  # no context of ours and a MessageId this ledger does not know
@@ -79,9 +82,22 @@ class Rejected:
     message_id: str | None = None
     event_type: str | None = None
     event_ts: int | None = None
+    digest: str = ""  # sha256 of the whole input: the same junk read twice is counted once
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two rejected inputs the same one: the event key when it has one."""
+        if self.message_id and self.event_type and self.event_ts is not None:
+            return event_key(self.message_id, self.event_type, self.event_ts)
+        return f"sha256:{self.digest}"
 
 
 Parsed = DeliveryEvent | Rejected
+
+
+def event_key(message_id: str, event_type: str, event_ts: int) -> str:
+    """AWS's events are unique on (messageId, eventType, eventTimestamp) (aws-facts.md)."""
+    return f"{message_id}|{event_type}|{event_ts}"
 
 
 def delivery_of(event_type: str, is_final: bool) -> str | None:
@@ -101,26 +117,28 @@ def parse_body(body: str) -> Parsed:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        return Rejected(MALFORMED, f"not JSON: {_first_line(exc)}", _cut(body))
+        return _rejected(MALFORMED, f"not JSON: {_first_line(exc)}", body)
     return parse_document(document, body)
 
 
 def parse_document(document: Any, raw: str | None = None) -> Parsed:
     """An already decoded JSON value. `raw` is its text when at hand (kept if it is rejected)."""
     if not isinstance(document, dict):
-        return Rejected(MALFORMED, f"a JSON {_json_kind(document)}, not an object", _raw(raw, document))
+        detail = f"a JSON {_json_kind(document)}, not an object"
+        return _rejected(MALFORMED, detail, _text(raw, document))
     if document.get("Type") == "Notification" and "Message" in document:
         message = document["Message"]
         if not isinstance(message, str):
-            return Rejected(MALFORMED, "SNS envelope whose Message is not a string", _raw(raw, document))
+            detail = "SNS envelope whose Message is not a string"
+            return _rejected(MALFORMED, detail, _text(raw, document))
         try:
             inner = json.loads(message)
         except (ValueError, RecursionError) as exc:
             detail = f"SNS Message is not JSON: {_first_line(exc)}"
-            return Rejected(MALFORMED, detail, _raw(raw, document))
+            return _rejected(MALFORMED, detail, _text(raw, document))
         if not isinstance(inner, dict):
             detail = f"SNS Message is a JSON {_json_kind(inner)}, not an object"
-            return Rejected(MALFORMED, detail, _raw(raw, document))
+            return _rejected(MALFORMED, detail, _text(raw, document))
         return _event(inner, raw, document)
     if "eventType" not in document and isinstance(document.get("detail"), dict):
         return _event(document["detail"], raw, document)  # EventBridge
@@ -144,24 +162,12 @@ def _event(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Parsed:
     kept_type = event_type if isinstance(event_type, str) and event_type else None
     if missing:
         what = _what_it_is(outer)
-        return Rejected(
-            MISSING_FIELDS,
-            f"{what}no {', '.join(missing)}",
-            _raw(raw, outer),
-            kept_id,
-            kept_type,
-            event_ts,
-        )
+        detail = f"{what}no {', '.join(missing)}"
+        return _rejected(MISSING_FIELDS, detail, _text(raw, outer), kept_id, kept_type, event_ts)
     assert isinstance(message_id, str) and isinstance(event_type, str) and event_ts is not None
     if not event_type.startswith(SMS_PREFIX):
-        return Rejected(
-            OTHER_CHANNEL,
-            f"{event_type} is not an SMS event",
-            _raw(raw, outer),
-            message_id,
-            event_type,
-            event_ts,
-        )
+        detail = f"{event_type} is not an SMS event"
+        return _rejected(OTHER_CHANNEL, detail, _text(raw, outer), message_id, event_type, event_ts)
     context = obj.get("context")
     return DeliveryEvent(
         message_id=message_id,
@@ -190,27 +196,49 @@ _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
 
-def parse_text(text: str) -> Iterator[Parsed]:
+def parse_text(text: str) -> list[Parsed]:
     """Every event in `text`: one JSON value per line, or values concatenated with or without
-    newlines between them (Firehose writes `{...}{...}`). A value that does not decode is rejected
-    up to the end of its line, and reading goes on from the next line."""
+    whitespace between them (Firehose writes `{...}{...}`), or pretty-printed. A value that does not
+    decode is rejected up to the end of its line, and reading goes on from the next line."""
+    return parse_chunk(text, final=True)[0]
+
+
+def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int]:
+    """`parse_text` for one chunk of a longer stream: returns the items and how much of `text` they
+    used. Unless `final`, a value cut by the end of the chunk is left for the next one."""
+    items: list[Parsed] = []
     end = len(text)
     pos = 0
     while True:
         while pos < end and text[pos] in _WHITESPACE:
             pos += 1
         if pos >= end:
-            return
+            return items, end
         try:
             document, stop = _DECODER.raw_decode(text, pos)
         except (ValueError, RecursionError) as exc:
+            if not final and _cut_by_chunk_end(exc, pos, end):
+                return items, pos
             line_end = text.find("\n", pos)
             line_end = end if line_end < 0 else line_end
-            yield Rejected(MALFORMED, f"not JSON: {_first_line(exc)}", _cut(text[pos:line_end]))
+            items.append(_rejected(MALFORMED, f"not JSON: {_first_line(exc)}", text[pos:line_end]))
             pos = line_end + 1
             continue
-        yield parse_document(document)
+        items.append(parse_document(document))
         pos = stop
+
+
+MAX_VALUE_CHARS = 256 * 1024  # an SMS event is about 1 KB; a longer undecodable value is malformed
+
+
+def _cut_by_chunk_end(exc: BaseException, pos: int, end: int) -> bool:
+    """Whether a decoding error may only mean that the value goes on in the next chunk: the decoder
+    ran into the end of the text (a string still open, or within a few characters of the end: a
+    literal like `tru` or a number cut short). A raw newline inside a string is an error of its own
+    ("Invalid control character"), so a broken line never looks cut."""
+    if not isinstance(exc, json.JSONDecodeError) or end - pos > MAX_VALUE_CHARS:
+        return False
+    return exc.msg.startswith("Unterminated string") or exc.pos >= end - 8
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -267,14 +295,25 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= RAW_KEPT_CHARS else text[:RAW_KEPT_CHARS] + "..."
+def _rejected(
+    reason: str,
+    detail: str,
+    text: str,
+    message_id: str | None = None,
+    event_type: str | None = None,
+    event_ts: int | None = None,
+) -> Rejected:
+    digest = hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+    kept = text if len(text) <= RAW_KEPT_CHARS else text[:RAW_KEPT_CHARS] + "..."
+    return Rejected(reason, detail, kept, message_id, event_type, event_ts, digest)
 
 
-def _raw(raw: str | None, document: Any) -> str:
-    if raw is None:
-        try:
-            raw = json.dumps(document, ensure_ascii=False)
-        except (TypeError, ValueError):
-            raw = repr(document)
-    return _cut(raw)
+def _text(raw: str | None, document: Any) -> str:
+    """The input as text: as read when at hand, else re-encoded (sorted keys: the same object read
+    twice gets the same digest)."""
+    if raw is not None:
+        return raw
+    try:
+        return json.dumps(document, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(document)

@@ -174,7 +174,9 @@ ucs2_characters = Table(
 # a final event beats a non-final one, a later event beats an earlier one of the same kind.
 recipients.append_column(Column("delivery", String(16)))  # delivered / undelivered / NULL
 recipients.append_column(Column("delivery_reason", Text))  # "TEXT_BLOCKED: <description>"
-recipients.append_column(Column("delivery_at", DateTime(timezone=True)))  # the deciding event's time
+recipients.append_column(
+    Column("delivery_at", DateTime(timezone=True))
+)  # the deciding event's time
 recipients.append_column(Column("charged", Float))  # totalMessagePrice + totalCarrierFee, USD
 # Events without our context are matched by MessageId; only sent recipients have one.
 Index(
