@@ -36,7 +36,7 @@ QUEUE_BATCH = 500  # SQS messages per transaction at most
 QUEUE_LINGER_S = 0.05  # how long a batch waits to fill once its first message is in
 LONG_POLL_S = 20  # SQS's longest WaitTimeSeconds: fewest empty receives while events trickle in
 DRAIN_POLL_S = 1  # --until-empty: short waits, so that an empty queue is seen soon
-EMPTY_RECEIVES_TO_DRAIN = 2  # in a row, by every receiver, before the queue counts as drained
+EMPTY_RECEIVES_TO_DRAIN = 1  # by every receiver (then SQS's own counts must say 0 too)
 PROGRESS_EVERY_S = 0.5
 SQS_MAX_MESSAGES = 10  # per ReceiveMessage and per DeleteMessageBatch: the API's maximum
 
@@ -338,7 +338,7 @@ class _QueuePipeline:
             thread.join(timeout=max(deadline - time.monotonic(), 0))
 
     def drained(self) -> bool:
-        """--until-empty: every receiver came back empty twice in a row, nothing is left to
+        """--until-empty: every receiver came back empty from its last receive, nothing is left to
         delete, and SQS counts no message visible or in flight (another consumer's, or a killed
         run's, which come back after their visibility timeout: waited for, within reason)."""
         if min(self.empty_streaks) < EMPTY_RECEIVES_TO_DRAIN or not self.inbox.empty():
