@@ -904,9 +904,16 @@ def section_cpu(b: Bench) -> None:
     )
 
 
+def section_events(b: Bench) -> None:
+    from bench.events import section_events as events  # its own module: delivery events
+
+    events(b)
+
+
 SECTIONS = {
     "import": section_import,
     "estimate": section_estimate,
     "send": section_send,
     "cpu": section_cpu,
+    "events": section_events,
 }

@@ -31,7 +31,7 @@ from campaign.events.parse import Parsed, parse_body
 from campaign.events.sources import event_files, read_events
 from campaign.ledger.events import RecordOutcome, record_events
 
-FILE_BATCH = 5_000  # events per transaction when reading files
+FILE_BATCH = 20_000  # events per transaction when reading files
 QUEUE_BATCH = 500  # SQS messages per transaction at most
 QUEUE_LINGER_S = 0.05  # how long a batch waits to fill once its first message is in
 LONG_POLL_S = 20  # SQS's longest WaitTimeSeconds: fewest empty receives while events trickle in
@@ -58,17 +58,18 @@ class IngestSummary:
     delete_failures: int = 0  # left on the queue: they come back and are recognised as duplicates
     in_flight_elsewhere: int = 0  # --until-empty stopped while others held this many messages
     started: float = field(default_factory=time.monotonic)
-    first_input: float | None = None
-    last_commit: float | None = None
+    first_input: float | None = None  # the first input read (an SQS receive that got messages)
+    last_done: float | None = None  # the last commit, or the last SQS delete after it
     elapsed_s: float = 0.0
     interrupted: bool = False
 
     @property
     def active_s(self) -> float:
-        """From the first input read to the last commit (what a rate is measured over)."""
-        if self.first_input is None or self.last_commit is None:
+        """From the first input read to the last commit or delete (what a rate is measured over:
+        no start-up, no wait on an empty queue)."""
+        if self.first_input is None or self.last_done is None:
             return 0.0
-        return max(self.last_commit - self.first_input, 1e-9)
+        return max(self.last_done - self.first_input, 1e-9)
 
     @property
     def rate(self) -> float:
@@ -107,7 +108,7 @@ class _Recorder:
             self.summary.first_input = time.monotonic()
         with self.engine.begin() as conn:
             outcome = record_events(conn, items, now())
-        self.summary.last_commit = time.monotonic()
+        self.summary.last_done = time.monotonic()
         self.summary.inputs += len(items)
         self.summary.outcome.add(outcome)
         self.tick()
@@ -261,6 +262,8 @@ class _QueuePipeline:
                 self.empty_streaks[index] += 1
                 continue
             self.empty_streaks[index] = 0
+            if self.summary.first_input is None:
+                self.summary.first_input = time.monotonic()
             # Bounded: a slow database slows the receivers down. Once stopped, a full inbox is not
             # waited for: those messages come back after their visibility timeout.
             while True:
@@ -312,6 +315,7 @@ class _QueuePipeline:
             # Not deleted: the messages come back after their visibility timeout and are then
             # recognised as duplicates. Never a reason to stop ingesting.
             return 0, len(receipts)
+        self.summary.last_done = time.monotonic()
         return len(response.get("Successful") or []), len(response.get("Failed") or [])
 
     def _collect_deletes(self, block: bool) -> None:

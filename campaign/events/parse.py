@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 # Why an input was set aside (`events_aside.reason`). The first three are decided here, the last two
 # by the ledger, which alone knows its campaigns and MessageIds.
@@ -36,28 +37,29 @@ SMS_PREFIX = "TEXT_"
 RAW_KEPT_CHARS = 4096  # of a rejected body: enough to see what it was, bounded for a flood of junk
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryEvent:
-    """One SMS event, with the fields the ledger uses (names as AWS spells them in the comments)."""
+EMPTY_CONTEXT: Mapping[str, str] = MappingProxyType({})
+
+
+class DeliveryEvent(NamedTuple):
+    """One SMS event, with the fields the ledger uses (names as AWS spells them in the comments).
+
+    Immutable; a NamedTuple rather than a frozen dataclass because a million are made per file and
+    a tuple is built several times faster."""
 
     message_id: str  # messageId
     event_type: str  # eventType, e.g. TEXT_DELIVERED
     event_ts: int  # eventTimestamp, Unix milliseconds
     is_final: bool  # isFinal
+    delivery: str | None  # delivered / undelivered / None (awaiting): delivery_of(type, isFinal)
     status: str | None = None  # messageStatus
     description: str | None = None  # messageStatusDescription
-    context: Mapping[str, str] = field(default_factory=dict)  # context: what the sender put in
+    context: Mapping[str, str] = EMPTY_CONTEXT  # context: what the sender put in
     destination: str | None = None  # destinationPhoneNumber
     origination: str | None = None  # originationPhoneNumber (may be a sender ID)
     parts: int | None = None  # totalMessageParts
     price: float | None = None  # totalMessagePrice, USD
     carrier_fee: float | None = None  # totalCarrierFee, USD
     iso_country: str | None = None  # isoCountryCode (not always present)
-
-    @property
-    def delivery(self) -> str | None:
-        """`delivered`, `undelivered`, or None (still awaiting) — what this event says."""
-        return delivery_of(self.event_type, self.is_final)
 
     @property
     def charged(self) -> float | None:
@@ -146,48 +148,65 @@ def parse_document(document: Any, raw: str | None = None) -> Parsed:
 
 
 def _event(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Parsed:
+    # Written for speed (a million events per file): the usual case is checked first, in line.
     message_id = obj.get("messageId")
     event_type = obj.get("eventType")
-    event_ts = _int(obj.get("eventTimestamp"))
-    missing = [
-        name
-        for name, ok in (
-            ("messageId", isinstance(message_id, str) and message_id != ""),
-            ("eventType", isinstance(event_type, str) and event_type != ""),
-            ("eventTimestamp", event_ts is not None),
-        )
-        if not ok
-    ]
-    kept_id = message_id if isinstance(message_id, str) and message_id else None
-    kept_type = event_type if isinstance(event_type, str) and event_type else None
-    if missing:
-        what = _what_it_is(outer)
-        detail = f"{what}no {', '.join(missing)}"
-        return _rejected(MISSING_FIELDS, detail, _text(raw, outer), kept_id, kept_type, event_ts)
-    assert isinstance(message_id, str) and isinstance(event_type, str) and event_ts is not None
+    event_ts = obj.get("eventTimestamp")
+    if type(event_ts) is not int:
+        event_ts = _int(event_ts)
+    if not (type(message_id) is str and message_id and type(event_type) is str and event_type):
+        return _missing(obj, raw, outer)
+    if event_ts is None:
+        return _missing(obj, raw, outer)
     if not event_type.startswith(SMS_PREFIX):
         detail = f"{event_type} is not an SMS event"
         return _rejected(OTHER_CHANNEL, detail, _text(raw, outer), message_id, event_type, event_ts)
-    context = obj.get("context")
+    get = obj.get
+    is_final = get("isFinal") is True
+    context = get("context")
+    if type(context) is dict:
+        if not all(type(v) is str for v in context.values()):
+            context = {str(k): str(v) for k, v in context.items() if v is not None}
+    else:
+        context = EMPTY_CONTEXT
+    parts = get("totalMessageParts")
+    price = get("totalMessagePrice")
+    fee = get("totalCarrierFee")
     return DeliveryEvent(
-        message_id=message_id,
-        event_type=event_type,
-        event_ts=event_ts,
-        is_final=obj.get("isFinal") is True,
-        status=_str(obj.get("messageStatus")),
-        description=_str(obj.get("messageStatusDescription")),
-        context=(
-            {str(k): str(v) for k, v in context.items() if v is not None}
-            if isinstance(context, dict)
-            else {}
-        ),
-        destination=_str(obj.get("destinationPhoneNumber")),
-        origination=_str(obj.get("originationPhoneNumber")),
-        parts=_int(obj.get("totalMessageParts")),
-        price=_float(obj.get("totalMessagePrice")),
-        carrier_fee=_float(obj.get("totalCarrierFee")),
-        iso_country=_str(obj.get("isoCountryCode")),
+        message_id,
+        event_type,
+        event_ts,
+        is_final,
+        delivery_of(event_type, is_final),
+        _str(get("messageStatus")),
+        _str(get("messageStatusDescription")),
+        context,
+        _str(get("destinationPhoneNumber")),
+        _str(get("originationPhoneNumber")),
+        parts if type(parts) is int else _int(parts),
+        price if type(price) is float else _float(price),
+        fee if type(fee) is float else _float(fee),
+        _str(get("isoCountryCode")),
     )
+
+
+def _missing(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Rejected:
+    message_id = obj.get("messageId")
+    event_type = obj.get("eventType")
+    event_ts = _int(obj.get("eventTimestamp"))
+    kept_id = message_id if isinstance(message_id, str) and message_id else None
+    kept_type = event_type if isinstance(event_type, str) and event_type else None
+    missing = [
+        name
+        for name, value in (
+            ("messageId", kept_id),
+            ("eventType", kept_type),
+            ("eventTimestamp", event_ts),
+        )
+        if value is None
+    ]
+    detail = f"{_what_it_is(outer)}no {', '.join(missing)}"
+    return _rejected(MISSING_FIELDS, detail, _text(raw, outer), kept_id, kept_type, event_ts)
 
 
 # -- files: Firehose output and JSON Lines ------------------------------------------------------
@@ -270,7 +289,7 @@ def _float(value: Any) -> float | None:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if type(value) is str and value else None
 
 
 def _json_kind(value: Any) -> str:

@@ -8,7 +8,7 @@ How a batch is recorded (`record_events`):
 1. Match each event to a recipient: by its context (`campaign` = the campaign's name, `recipient` = the
    recipient's id, as campaign.aws.sms.build_request sends them; the destination number must agree),
    else by MessageId. The rest is set aside with the reason (`events_aside`).
-2. Insert the matched events into `events`, unique on (message_id, event_type, event_ts): a duplicate
+2. Insert the matched events into `events`, unique on (event_ts, message_id, event_type): a duplicate
    is recognised by the database (ON CONFLICT DO NOTHING) and counted, never stored twice.
 3. Reconcile: a recipient left `unknown` by a crash (or put back to `pending` by --retry-unknown but not
    re-sent yet) whose event arrives was accepted by AWS: it becomes `sent` with the event's MessageId.
@@ -23,12 +23,14 @@ the rest is plain UPDATE/SELECT with positional placeholders in the driver's sty
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
@@ -85,8 +87,7 @@ class RecordOutcome:
         return self.stored
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
+class _Target(NamedTuple):
     """A recipient an event may belong to, as read before the batch is written."""
 
     id: int
@@ -131,23 +132,24 @@ def record_events(
 def _match(
     conn: Connection, batch: Sequence[DeliveryEvent]
 ) -> tuple[list[tuple[DeliveryEvent, _Target]], list[_Aside]]:
-    names = {e.context.get(CONTEXT_KEY_CAMPAIGN) for e in batch} - {None}
-    campaign_ids = _campaign_ids(conn, names) if names else {}
-    wanted_ids: set[int] = set()
-    wanted_message_ids: set[str] = set()
+    keys: list[tuple[str | None, int | None]] = []  # per event: (context campaign, recipient id)
     for e in batch:
-        recipient = _recipient_id(e)
-        if e.context.get(CONTEXT_KEY_CAMPAIGN) in campaign_ids and recipient is not None:
-            wanted_ids.add(recipient)
-        elif CONTEXT_KEY_CAMPAIGN not in e.context:
-            wanted_message_ids.add(e.message_id)
-    by_id = _targets(conn, recipients.c.id, wanted_ids)
-    by_message_id = _targets(conn, recipients.c.message_id, wanted_message_ids)
-
+        value = e.context.get(CONTEXT_KEY_RECIPIENT)
+        rid = int(value) if value is not None and value.isdigit() else None
+        keys.append((e.context.get(CONTEXT_KEY_CAMPAIGN), rid))
+    names = {name for name, _ in keys if name is not None}
+    campaign_ids = _campaign_ids(conn, names) if names else {}
+    by_id = _targets(
+        conn, "id", {rid for name, rid in keys if rid is not None and name in campaign_ids}
+    )
+    by_message_id = _targets(
+        conn,
+        "message_id",
+        {e.message_id for e, (name, _) in zip(batch, keys, strict=True) if name is None},
+    )
     matched: list[tuple[DeliveryEvent, _Target]] = []
     aside: list[_Aside] = []
-    for e in batch:
-        name = e.context.get(CONTEXT_KEY_CAMPAIGN)
+    for e, (name, rid) in zip(batch, keys, strict=True):
         if name is None:
             target = by_message_id.get(e.message_id)
             if target is None:
@@ -161,8 +163,7 @@ def _match(
         if campaign_id is None:
             aside.append(_Aside(OTHER_CAMPAIGN, f"context campaign {name!r} not in ledger", e))
             continue
-        recipient = _recipient_id(e)
-        target = by_id.get(recipient) if recipient is not None else None
+        target = by_id.get(rid) if rid is not None else None
         problem = _mismatch(e, target, campaign_id)
         if problem:
             aside.append(_Aside(UNKNOWN_MESSAGE, f"campaign {name!r}: {problem}", e))
@@ -174,19 +175,13 @@ def _match(
 
 def _mismatch(e: DeliveryEvent, target: _Target | None, campaign_id: int) -> str | None:
     """Why an event naming one of our campaigns cannot be its recipient's (None: it can)."""
-    recipient = e.context.get(CONTEXT_KEY_RECIPIENT)
     if target is None or target.campaign_id != campaign_id:
-        return f"no recipient {recipient!r} in it"
+        return f"no recipient {e.context.get(CONTEXT_KEY_RECIPIENT)!r} in it"
     # The context alone could come from another ledger with a campaign of the same name: the number
     # the message went to must be this recipient's.
     if e.destination and target.phone and e.destination != target.phone:
-        return f"recipient {recipient} is {target.phone}, the event went to {e.destination}"
+        return f"recipient {target.id} is {target.phone}, the event went to {e.destination}"
     return None
-
-
-def _recipient_id(e: DeliveryEvent) -> int | None:
-    value = e.context.get(CONTEXT_KEY_RECIPIENT)
-    return int(value) if value is not None and value.isdigit() else None
 
 
 def _campaign_ids(conn: Connection, names: Iterable[Any]) -> dict[str, int]:
@@ -194,20 +189,21 @@ def _campaign_ids(conn: Connection, names: Iterable[Any]) -> dict[str, int]:
     return {name: campaign_id for name, campaign_id in rows}
 
 
-def _targets(conn: Connection, column: Any, keys: Iterable[Any]) -> dict[Any, _Target]:
-    """Recipients whose `column` is one of `keys`, keyed by it (in chunks of LOOKUP_CHUNK)."""
+def _targets(conn: Connection, column: str, keys: Iterable[Any]) -> dict[Any, _Target]:
+    """Recipients whose `column` (id or message_id) is one of `keys`, keyed by it."""
     keys = list(keys)
     found: dict[Any, _Target] = {}
-    columns = "id, campaign_id, state, message_id, phone, attempts"
     for start in range(0, len(keys), LOOKUP_CHUNK):
         chunk = keys[start : start + LOOKUP_CHUNK]
         marks = ", ".join(_placeholders(conn.dialect.paramstyle, len(chunk)))
         rows = conn.exec_driver_sql(
-            f"SELECT {columns} FROM recipients WHERE {column.name} IN ({marks})", tuple(chunk)
-        )
+            "SELECT id, campaign_id, state, message_id, phone, attempts FROM recipients "
+            f"WHERE {column} IN ({marks})",
+            tuple(chunk),
+        ).all()
         for row in rows:
             target = _Target(*row)
-            found[target.id if column.name == "id" else target.message_id] = target
+            found[target.id if column == "id" else target.message_id] = target
     return found
 
 
@@ -245,7 +241,7 @@ def _insert_events(
     ]
     result = conn.exec_driver_sql(
         f"INSERT INTO events ({columns}) VALUES ({marks}) "
-        "ON CONFLICT (message_id, event_type, event_ts) DO NOTHING",
+        "ON CONFLICT (event_ts, message_id, event_type) DO NOTHING",
         rows,
     )
     return int(result.rowcount)
@@ -364,10 +360,10 @@ def _apply_delivery(
             best[t.id] = e
     if not best:
         return 0, other
-    p = _Params(conn)
+    as_text = conn.dialect.name == "sqlite"
     finals, waiting = [], []
     for rid, e in best.items():
-        at = p.time(datetime.fromtimestamp(e.event_ts / 1000, UTC))
+        at = _event_time(e.event_ts, as_text)
         if e.delivery is not None:
             reason = e.reason if e.delivery == UNDELIVERED else None
             finals.append((e.delivery, reason, at, e.charged, rid, e.message_id, at))
@@ -394,6 +390,20 @@ def _apply_delivery(
         )
         updated += int(result.rowcount)
     return updated, other
+
+
+def _event_time(ts_ms: int, as_text: bool) -> Any:
+    """An event's time as the driver takes a DateTime: on SQLite the naive UTC text SQLAlchemy
+    stores (made from a cached per-second prefix: strftime per event would cost seconds per
+    million), elsewhere the aware datetime."""
+    if as_text:
+        return f"{_second_text(ts_ms // 1000)}.{ts_ms % 1000:03d}000"
+    return datetime.fromtimestamp(ts_ms / 1000, UTC)
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint(
-            "message_id", "event_type", "event_ts", name=op.f("uq_events_message_id")
+            "event_ts", "message_id", "event_type", name=op.f("uq_events_event_ts")
         ),
     )
     op.create_index("ix_events_recipient", "events", ["recipient_id", "event_ts"], unique=False)

@@ -86,6 +86,7 @@ def test_aws_example_event_parses_with_every_field() -> None:
         event_type="TEXT_SUCCESSFUL",
         event_ts=1686975103470,
         is_final=True,
+        delivery="delivered",
         status="SUCCESSFUL",
         description="Message has been accepted by phone carrier",
         context={"account": "bar"},
