@@ -11,14 +11,16 @@ stay on.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 
 from campaign.aws.sms import SmsConfigError, is_loopback
 
@@ -109,3 +111,128 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+# -- the SNS topic -> SQS queue that delivery events arrive in (`events setup`) --------------------
+
+SMS_SERVICE_PRINCIPAL = "sms-voice.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class EventQueue:
+    """The AWS side of delivery events, and what this run had to create (empty: all there)."""
+
+    topic_arn: str
+    queue_url: str
+    queue_arn: str
+    subscription_arn: str
+    created: tuple[str, ...]
+
+
+def configuration_set_arn(region: str, account: str, name: str) -> str:
+    return f"arn:aws:sms-voice:{region}:{account}:configuration-set/{name}"
+
+
+def topic_policy(topic_arn: str, configuration_set: str) -> dict[str, Any]:
+    """Lets AWS End User Messaging SMS publish this configuration set's events, and no one else
+    (aws-facts.md: conditions on the source account and the configuration set's ARN)."""
+    _, _, _, region, account, _ = topic_arn.split(":", 5)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SmsVoiceEventsPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": SMS_SERVICE_PRINCIPAL},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {
+                        "aws:SourceArn": configuration_set_arn(region, account, configuration_set)
+                    },
+                },
+            }
+        ],
+    }
+
+
+def queue_policy(queue_arn: str, topic_arn: str) -> dict[str, Any]:
+    """Lets the topic (and only it) deliver into the queue."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SnsTopicSendMessage",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+
+
+def ensure_event_queue(
+    sns: Any, sqs: Any, *, name: str, configuration_set: str, raw: bool = False
+) -> EventQueue:
+    """The topic `name`, the queue `name`, the topic's subscription by the queue and both access
+    policies: made when missing, left alone when there (policies are rewritten to what they must
+    be). Safe to run again. `raw`: RawMessageDelivery (the queue then gets the bare event)."""
+    created: list[str] = []
+    topic_arn = _existing_topic(sns, name)
+    if topic_arn is None:
+        topic_arn = str(sns.create_topic(Name=name)["TopicArn"])
+        created.append(f"SNS topic {topic_arn}")
+    sns.set_topic_attributes(
+        TopicArn=topic_arn,
+        AttributeName="Policy",
+        AttributeValue=json.dumps(topic_policy(topic_arn, configuration_set)),
+    )
+    try:
+        queue_url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except ClientError as exc:
+        if error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            raise
+        queue_url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+        created.append(f"SQS queue {queue_url}")
+    queue_arn = str(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url, Attributes={"Policy": json.dumps(queue_policy(queue_arn, topic_arn))}
+    )
+    subscription_arn = _existing_subscription(sns, topic_arn, queue_arn)
+    if subscription_arn is None:
+        subscription_arn = str(
+            sns.subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={"RawMessageDelivery": "true" if raw else "false"},
+                ReturnSubscriptionArn=True,
+            )["SubscriptionArn"]
+        )
+        created.append(f"subscription of the queue to the topic ({subscription_arn})")
+    return EventQueue(topic_arn, queue_url, queue_arn, subscription_arn, tuple(created))
+
+
+def _existing_topic(sns: Any, name: str) -> str | None:
+    for page in sns.get_paginator("list_topics").paginate():
+        for topic in page.get("Topics", []):
+            arn = str(topic["TopicArn"])
+            if arn.rsplit(":", 1)[-1] == name:
+                return arn
+    return None
+
+
+def _existing_subscription(sns: Any, topic_arn: str, queue_arn: str) -> str | None:
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    for page in pages:
+        for subscription in page.get("Subscriptions", []):
+            if subscription.get("Protocol") == "sqs" and subscription.get("Endpoint") == queue_arn:
+                return str(subscription["SubscriptionArn"])
+    return None
