@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
-from campaign.domain import RecipientState
+from campaign.domain import RecipientState, aware
 from campaign.events.parse import (
     DELIVERED,
     OTHER_CAMPAIGN,
@@ -48,7 +48,7 @@ from campaign.events.parse import (
 
 # MERGE: these two move to campaign.ledger.sql (placeholders, dialect_of(conn).time) in the split.
 from campaign.ledger.store import _Params, _placeholders
-from campaign.ledger.tables import campaigns, events, events_aside, recipients
+from campaign.ledger.tables import attempts, campaigns, events, events_aside, recipients
 from campaign.options import CONTEXT_KEY_CAMPAIGN, CONTEXT_KEY_RECIPIENT
 
 LOOKUP_CHUNK = 5_000  # ids per IN (...) list: under every driver's parameter limit
@@ -499,3 +499,36 @@ def delivery_by_campaign(
         select(campaigns.c.id, campaigns.c.name).where(campaigns.c.id.in_(ids))
     ).all()
     return sorted((name, delivery_counts(conn, cid)) for cid, name in names)
+
+
+@dataclass(frozen=True)
+class UnknownSplit:
+    """A campaign's `unknown` recipients, split by the time their last call went out.
+
+    No event arrived for any of them (an event with their context would have made them `sent`).
+    AWS reports every accepted message within its TimeToLive (72 h at most), so those called before
+    `cutoff` (TTL plus a margin ago) were very probably never accepted: safe to retry. The others may
+    still be accepted, and their events may still come."""
+
+    probably_never_accepted: list[int]  # recipient ids
+    may_still_be_accepted: list[int]
+
+
+def unknown_split(conn: Connection, campaign_id: int, cutoff: datetime) -> UnknownSplit:
+    last_call = func.max(attempts.c.started_at).label("last_call")
+    rows = conn.execute(
+        select(recipients.c.id, last_call)
+        .outerjoin(attempts, attempts.c.recipient_id == recipients.c.id)
+        .where(
+            recipients.c.campaign_id == campaign_id,
+            recipients.c.state == RecipientState.UNKNOWN.value,
+        )
+        .group_by(recipients.c.id)
+        .order_by(recipients.c.id)
+    ).all()
+    old: list[int] = []
+    recent: list[int] = []  # also those with no call to date them by: not known to be safe
+    for rid, when in rows:
+        called = aware(when)
+        (old if called is not None and called < cutoff else recent).append(rid)
+    return UnknownSplit(old, recent)

@@ -219,3 +219,36 @@ def test_funnel_charges_and_reasons(run: Cli, tmp_path: Path, isolated_env: Path
     assert (funnel.sent, funnel.charged_recipients) == (6, 5)
     assert funnel.charged == pytest.approx(5 * CHARGE)
     assert reasons == [("TEXT_BLOCKED: status TEXT_BLOCKED", 2), ("TEXT_SPAM: status TEXT_SPAM", 1)]
+
+
+def test_unknown_recipients_split_by_the_age_of_their_last_call(
+    run: Cli, tmp_path: Path, isolated_env: Path
+) -> None:
+    from datetime import timedelta
+
+    from campaign.ledger.events import unknown_split
+
+    rs = make_campaign(run, tmp_path, isolated_env, 4, state="unknown")
+    now = datetime.now(UTC)
+    engine = make_engine(f"sqlite:///{isolated_env}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, campaign_id, pid, host, dry_run, mps, concurrency, started_at) "
+            "VALUES (1, 1, 1, 'h', 0, 10, 1, ?)",
+            (now.strftime("%Y-%m-%d %H:%M:%S.%f"),),
+        )
+        ages = {rs[0].id: [80], rs[1].id: [80, 1], rs[2].id: [2]}  # hours ago, one per attempt
+        for rid, hours in ages.items():
+            for h in hours:
+                at = (now - timedelta(hours=h)).strftime("%Y-%m-%d %H:%M:%S.%f")
+                conn.exec_driver_sql(
+                    "INSERT INTO attempts (recipient_id, campaign_id, run_id, dry_run, started_at, "
+                    "outcome) VALUES (?, 1, 1, 0, ?, 'unknown')",
+                    (rid, at),
+                )
+    record(isolated_env, event(rs[2], D, T, message_id="aws-2"))  # accepted after all: now sent
+    with engine.connect() as conn:
+        split = unknown_split(conn, 1, now - timedelta(hours=73))
+    # rs[1] was called again an hour ago; rs[3] has no attempt row at all (nothing to date it by).
+    assert split.probably_never_accepted == [rs[0].id]
+    assert split.may_still_be_accepted == [rs[1].id, rs[3].id]
