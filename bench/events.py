@@ -13,8 +13,9 @@
 moto's SQS re-reads every queue attribute (a scan of the whole queue) for each message it hands
 out, and converts datetimes for each visibility check: receiving gets slower with every message
 waiting, so a queue of a few thousand drains at 20 messages/s and the server would hide both
-clients. The benchmark's moto process (`python -m bench.events moto PORT`) replaces those two spots
-with the same checks in O(1); both clients run against that same server.
+clients. And it is not thread-safe: concurrent deletes can resurrect a deleted message. The
+benchmark's moto process (`python -m bench.events moto PORT`) replaces the two slow spots with the
+same checks in O(1) and serializes receives and deletes; both clients run against that server.
 
 Baselines run in child processes of their own: `python -m bench.events KIND ...` (see main()).
 """
@@ -46,6 +47,7 @@ EVENTS_SEED_SALT = "events"
 UNKNOWN_EVERY = 100  # one recipient in a hundred left `unknown` (no MessageId) by a "crash"
 NO_CONTEXT_EVERY = 50  # one message in fifty without our context: matched by MessageId
 SQS_RECEIVERS = 4
+SQS_TRIALS = 3
 ORIGINATION = "+12065550100"
 
 
@@ -369,7 +371,7 @@ def _sqs_ingest(b: Any) -> None:
     from bench.sections import Row, fresh_db, median
 
     s = b.settings
-    messages = 2_000 if s.quick else 6_000
+    messages = 2_000 if s.quick else 4_000
     _say(
         f"[events/sqs] {messages:,} SNS-enveloped events on moto's SQS, {SQS_RECEIVERS} receivers: "
         "events ingest --until-empty vs a bare receive/delete_batch loop"
@@ -396,7 +398,7 @@ def _sqs_ingest(b: Any) -> None:
     env = _aws_env(moto.url)
     tool_rates, bare_rates, runs = [], [], []
     try:
-        for trial in range(2):
+        for trial in range(SQS_TRIALS):  # alternating, so machine load hits both alike
             db = fresh_db(s.out / "events-sqs-run.db")
             shutil.copyfile(template, db)
             queue_url = _fill_queue(moto.url, f"tool-{trial}", bodies)
@@ -507,7 +509,8 @@ def _pool_config(receivers: int) -> Any:
 
 
 def run_moto(port: int) -> None:
-    """moto's server, with the two per-message O(queue) spots of its SQS made O(1) (same checks)."""
+    """moto's server, with the two per-message O(queue) spots of its SQS made O(1) (same checks),
+    and its receives and deletes made atomic."""
     import logging
 
     import moto.sqs.models as sqs_models
@@ -522,8 +525,27 @@ def run_moto(port: int) -> None:
         period = int(self.get_queue(queue_name).message_retention_period)
         return bool(period + message.sent_timestamp / 1000 > time.time())
 
+    # moto's server handles requests in threads, but its SQS is not thread-safe: a delete rebuilds
+    # the queue's message list, and two deletes at once can bring a deleted message back (SQS
+    # would never), and two receives at once can hand out the same message. Both are serialized
+    # (a receive's long-poll wait is not: it only happens on an empty queue).
+    lock = threading.Lock()
+    original_receive = sqs_models.SQSBackend.receive_message
+    original_delete = sqs_models.Queue.delete_message
+
+    def receive_message(self: Any, queue_name: str, count: int, wait: int, *args: Any) -> Any:
+        with lock:
+            got = original_receive(self, queue_name, count, 0, *args)
+        return got if got or not wait else original_receive(self, queue_name, count, wait, *args)
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        with lock:
+            original_delete(self, receipt_handle)
+
     sqs_models.unix_time_millis = unix_time_millis  # type: ignore[assignment]
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = retention_ok  # type: ignore[method-assign]
+    sqs_models.SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+    sqs_models.Queue.delete_message = delete_message  # type: ignore[method-assign]
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
