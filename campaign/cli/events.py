@@ -177,6 +177,10 @@ def _summary_lines(s: IngestSummary, funnels: list[tuple[str, DeliveryCounts]]) 
             f"  SQS: {s.deleted:,} of {s.messages:,} messages deleted after their commit"
             + (f"; {s.delete_failures:,} left to come back" if s.delete_failures else "")
         )
+    if s.receive_errors:
+        lines.append(
+            f"  {_count(s.receive_errors, 'receive')} failed and were retried after a wait"
+        )
     if s.in_flight_elsewhere:
         lines.append(
             f"  {_count(s.in_flight_elsewhere, 'message')} still held by another reader of the "
@@ -199,6 +203,7 @@ def _summary_json(s: IngestSummary, funnels: list[tuple[str, DeliveryCounts]]) -
         "messages": s.messages,
         "deleted": s.deleted,
         "delete_failures": s.delete_failures,
+        "receive_errors": s.receive_errors,
         "stored": o.stored,
         "matched": o.matched,
         "duplicates": o.duplicates,

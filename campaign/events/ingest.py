@@ -39,6 +39,20 @@ DRAIN_POLL_S = 1  # --until-empty: short waits, so that an empty queue is seen s
 EMPTY_RECEIVES_TO_DRAIN = 1  # by every receiver (then SQS's own counts must say 0 too)
 PROGRESS_EVERY_S = 0.5
 SQS_MAX_MESSAGES = 10  # per ReceiveMessage and per DeleteMessageBatch: the API's maximum
+RECEIVE_BACKOFF_MAX_S = 30
+# Errors no wait will cure: the run stops with one line. Any other receive error is waited out.
+PERMANENT_ERRORS = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidAddress",
+        "KMS.AccessDeniedException",
+    }
+)
 
 
 class IngestError(UserError):
@@ -56,6 +70,7 @@ class IngestSummary:
     messages: int = 0  # SQS messages received
     deleted: int = 0  # SQS messages deleted after their commit
     delete_failures: int = 0  # left on the queue: they come back and are recognised as duplicates
+    receive_errors: int = 0  # receives that failed and were retried after a wait
     in_flight_elsewhere: int = 0  # --until-empty stopped while others held this many messages
     started: float = field(default_factory=time.monotonic)
     first_input: float | None = None  # the first input read (an SQS receive that got messages)
@@ -219,6 +234,7 @@ class _QueuePipeline:
         self.inbox: queue.Queue[list[dict[str, Any]]] = queue.Queue(maxsize=self.receivers * 8)
         self.empty_streaks = [0] * self.receivers
         self.receiving = threading.Event()
+        self.retry_wait = threading.Event()  # set when stopping: ends a receiver's back-off wait
         self.errors: list[BaseException] = []
         self.threads: list[threading.Thread] = []
         self.deleter = ThreadPoolExecutor(self.receivers, thread_name_prefix="sqs-delete")
@@ -246,6 +262,7 @@ class _QueuePipeline:
             self.threads.append(thread)
 
     def _receive_loop(self, index: int) -> None:
+        failures = 0
         while self.receiving.is_set():
             try:
                 response = self.client.receive_message(
@@ -253,10 +270,18 @@ class _QueuePipeline:
                     MaxNumberOfMessages=SQS_MAX_MESSAGES,
                     WaitTimeSeconds=self.wait_s,
                 )
-            except Exception as exc:  # reported by the committing thread, which stops the run
-                self.errors.append(exc)
-                self.receiving.clear()
-                return
+            except Exception as exc:
+                if error_code(exc) in PERMANENT_ERRORS:
+                    self.errors.append(exc)  # the committing thread reports it and stops the run
+                    self.receiving.clear()
+                    return
+                # Anything else (a network blip, throttling past botocore's retries) passes:
+                # wait, then receive again. Nothing is lost meanwhile; SQS keeps the messages.
+                self.summary.receive_errors += 1
+                self.retry_wait.wait(min(2 ** min(failures, 5), RECEIVE_BACKOFF_MAX_S))
+                failures += 1
+                continue
+            failures = 0
             messages = response.get("Messages") or []
             if not messages:
                 self.empty_streaks[index] += 1
@@ -335,6 +360,7 @@ class _QueuePipeline:
 
     def stop_receiving(self, wait: bool) -> None:
         self.receiving.clear()
+        self.retry_wait.set()
         # A receive in flight ends within its WaitTimeSeconds; on Ctrl-C nobody waits for a 20 s
         # long poll (the threads are daemons; what they receive comes back later).
         deadline = time.monotonic() + (self.wait_s + 10 if wait else 0.5)

@@ -179,3 +179,45 @@ def test_sigkill_mid_queue_then_restart_loses_nothing_and_counts_nothing_twice(
     assert ledger_rows(isolated_env, "SELECT reason, count(*) FROM events_aside GROUP BY 1") == [
         ("missing_fields", 1)
     ]
+
+
+class _FlakyClient:
+    """The real (moto) SQS client, whose first receives fail as given: a network blip, or the queue
+    deleted under the ingester's feet."""
+
+    def __init__(self, client: object, failures: list[Exception]) -> None:
+        self._client = client
+        self._failures = failures
+
+    def receive_message(self, **kwargs: object) -> object:
+        if self._failures:
+            raise self._failures.pop(0)
+        return self._client.receive_message(**kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+
+def test_a_receive_error_is_waited_out_but_a_missing_queue_stops_the_run(
+    run: Cli, tmp_path: Path, isolated_env: Path, moto: Moto
+) -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from campaign.events.ingest import IngestError, ingest_queue
+    from campaign.ledger.engine import make_engine
+
+    rs = make_campaign(run, tmp_path, isolated_env, 3)
+    queue_url = moto.queue()
+    moto.send_bodies(queue_url, [sns_envelope(event(r, "TEXT_DELIVERED", T)) for r in rs])
+    engine = make_engine(f"sqlite:///{isolated_env}")
+    blip = EndpointConnectionError(endpoint_url=moto.url)
+    flaky = _FlakyClient(moto.client("sqs"), [blip, blip])
+    summary = ingest_queue(engine, flaky, queue_url, receivers=1, until_empty=True)
+    assert (summary.receive_errors, summary.outcome.stored, summary.deleted) == (2, 3, 3)
+
+    gone = ClientError(
+        {"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "gone"}},
+        "ReceiveMessage",
+    )
+    with pytest.raises(IngestError, match="NonExistentQueue: gone"):
+        ingest_queue(engine, _FlakyClient(moto.client("sqs"), [gone]), queue_url, receivers=1)
