@@ -911,10 +911,17 @@ def section_controller(b: Bench) -> None:
     run_controller(b)
 
 
+def section_events(b: Bench) -> None:
+    from bench.events import section_events as events  # its own module: delivery events
+
+    events(b)
+
+
 SECTIONS = {
     "import": section_import,
     "estimate": section_estimate,
     "send": section_send,
     "cpu": section_cpu,
     "controller": section_controller,
+    "events": section_events,
 }

@@ -18,6 +18,7 @@ import click
 from campaign.cli.campaigns import create, edit, list_
 from campaign.cli.db import db
 from campaign.cli.estimate import estimate
+from campaign.cli.events import events
 from campaign.cli.imports import import_
 from campaign.cli.reports import report, status
 from campaign.cli.send import send
@@ -75,7 +76,19 @@ def cli(
 
 
 # In the order of a campaign's life: `campaign --help` lists them alphabetically anyway.
-for command in (create, edit, import_, estimate, send, status, list_, report, simulator, db):
+for command in (
+    create,
+    edit,
+    import_,
+    estimate,
+    send,
+    status,
+    list_,
+    report,
+    events,
+    simulator,
+    db,
+):
     cli.add_command(command)
 
 

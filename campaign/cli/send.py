@@ -7,13 +7,8 @@ What the send does is decided elsewhere: campaign.sending.plan turns the request
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -25,8 +20,8 @@ from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
 from campaign.cli.render import count, render_sample, say
 from campaign.cli.settings import Settings, pass_settings
+from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
-from campaign.errors import ExitCode
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
@@ -230,7 +225,7 @@ def _confirm(yes: bool, question: str) -> None:
 def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendStats:
     """The sender's run under a progress bar, with Ctrl-C/SIGTERM asking it to stop."""
     bar = _ProgressBar(settings, total, dry_run)
-    stop = _StopSignal(
+    stop = StopSignal(
         sender.stop_requested,
         on_first=lambda: bar.note(
             "Stopping: no new calls; waiting for the calls in flight (Ctrl-C again to quit at once)"
@@ -242,37 +237,6 @@ def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendS
             return sender.run()
         finally:
             bar.close()
-
-
-class _StopSignal:
-    """First Ctrl-C/SIGTERM asks the sender to stop claiming; the second exits at once.
-
-    Exiting at once is safe: every commit is atomic, and claims whose calls were in flight are
-    found `sending` by the next sender and marked `unknown`."""
-
-    def __init__(self, requested: threading.Event, on_first: Callable[[], None]) -> None:
-        self.requested = requested
-        self.on_first = on_first
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        if self.requested.is_set():
-            os._exit(ExitCode.INTERRUPTED)
-        self.requested.set()
-        self.on_first()
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in previous:
-            signal.signal(s, self._handler)
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 class _ProgressBar:

@@ -8,6 +8,7 @@ convention gives every constraint a stable name so that Alembic's batch mode can
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -35,7 +36,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 campaigns = Table(
@@ -100,6 +101,13 @@ recipients = Table(
     Column("message_id", String(128)),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True)),
+    # Delivery, beside the state (revision 0004): NULL is "awaiting" (or never sent). What decided
+    # it is kept so that events arriving out of order never let an older or non-final event
+    # overwrite it: a final event beats a non-final one, a later one an earlier one of its kind.
+    Column("delivery", String(16)),  # delivered / undelivered / NULL
+    Column("delivery_reason", Text),  # "TEXT_BLOCKED: <description>"
+    Column("delivery_at", DateTime(timezone=True)),  # the deciding event's time
+    Column("charged", Float),  # totalMessagePrice + totalCarrierFee, USD
     UniqueConstraint("import_id", "row"),
 )
 # Claiming walks pending rows in id order; status counts and sums parts by state without
@@ -194,4 +202,58 @@ rate_limits = Table(
     Column("mps", Float, nullable=False),
     Column("tat", Float, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- delivery events (revision 0004) ----------------------------------------------------------------
+# Events without our context are matched by MessageId; only sent recipients have one.
+Index(
+    "ix_recipients_message_id",
+    recipients.c.message_id,
+    sqlite_where=recipients.c.message_id.is_not(None),
+    postgresql_where=recipients.c.message_id.is_not(None),
+)
+
+# Every event that belongs to one of the ledger's recipients, once: at-least-once delivery (SQS,
+# SNS, a re-read file) is made exactly-once by the unique key AWS's events carry.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", String(128), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("event_ts", BigInteger, nullable=False),  # eventTimestamp, Unix ms, as AWS sent it
+    Column("is_final", Boolean, nullable=False),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "recipient_id", Integer, ForeignKey("recipients.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("status", String(64)),  # messageStatus
+    Column("description", Text),  # messageStatusDescription
+    Column("parts", Integer),
+    Column("price", Float),
+    Column("carrier_fee", Float),
+    Column("iso_country", String(2)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # The time first: events arrive roughly in time order, so the index grows at its end instead of
+    # touching a random page per event (a random MessageId first made each batch rewrite most of it).
+    UniqueConstraint("event_ts", "message_id", "event_type"),
+)
+Index("ix_events_recipient", events.c.recipient_id, events.c.event_ts)
+
+# Inputs that are not events of this ledger's recipients, kept with the reason (campaign.events.parse
+# names the reasons) so that nothing read is lost and the ingest summary can count them. The
+# fingerprint (the event key, or a digest of an undecodable body) makes a re-delivered one count once.
+events_aside = Table(
+    "events_aside",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("fingerprint", String(255), nullable=False, unique=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text),
+    Column("message_id", String(128)),
+    Column("event_type", String(64)),
+    Column("event_ts", BigInteger),
+    Column("context", Text),  # JSON object, when the event had one
+    Column("raw", Text),  # the input itself, for undecodable ones (cut to a few KB)
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,1 @@
+"""Delivery events: parse (SNS envelope, raw, EventBridge, Firehose -> DeliveryEvent) and ingest."""

@@ -1,0 +1,71 @@
+"""Event files: JSON Lines, Firehose output (events concatenated, with or without newlines), gzip,
+and folders of them. Read in bounded chunks, so a file of any size takes little memory."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+from campaign.errors import UserError
+from campaign.events.parse import Parsed, parse_chunk
+
+CHUNK_CHARS = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class EventFileError(UserError):
+    """An events file or folder that cannot be read: one line."""
+
+
+def event_files(paths: Iterable[Path]) -> list[Path]:
+    """The files to read: each file given, and every file under each folder given (sorted, hidden
+    files skipped), in the order given."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise EventFileError(f"{path}: no such file or folder")
+    return found
+
+
+def read_events(path: Path, chunk_chars: int = CHUNK_CHARS) -> Iterator[Parsed]:
+    """Every event (or rejected input) in one file, gzip or not (told by its first bytes)."""
+    try:
+        with _open_text(path) as fh:
+            yield from _read_stream(fh, chunk_chars)
+    except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
+        raise EventFileError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _open_text(path: Path) -> IO[str]:
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    # A byte that is not UTF-8 cannot be in a valid event: replace it and let parsing judge.
+    if magic == GZIP_MAGIC:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
+
+
+def _read_stream(fh: IO[str], chunk_chars: int) -> Iterator[Parsed]:
+    """Decode value after value; a value cut by the chunk boundary waits for the next chunk."""
+    carry = ""
+    while True:
+        chunk = fh.read(chunk_chars)
+        final = chunk == ""
+        text = carry + chunk if carry else chunk
+        items, used = parse_chunk(text, final=final)
+        yield from items
+        if final:
+            return
+        carry = text[used:]
