@@ -19,12 +19,14 @@ from campaign.ledger.tables import metadata
 
 
 @pytest.fixture
-def ledger_url(request: pytest.FixtureRequest) -> str:
-    """The URL of an empty or freshly migrated ledger, for this test alone."""
+def ledger_url(request: pytest.FixtureRequest, sqlite_or_postgres_url: str) -> str:
+    """The URL of a freshly migrated ledger, for this test alone: every test here runs on SQLite
+    and on PostgreSQL (tests/postgres.py starts a throwaway server), or only on `--ledger-url`."""
     url = request.config.getoption("--ledger-url", default=None)
     if url is None:
-        request.getfixturevalue("start_from_migrated_ledger")
-        return str(request.getfixturevalue("db_url"))
+        return sqlite_or_postgres_url
+    if "postgresql" in sqlite_or_postgres_url:
+        pytest.skip("--ledger-url given: once per test is enough")
     _empty(url)
     return str(url)
 
