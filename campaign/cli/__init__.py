@@ -17,6 +17,7 @@ import click
 
 from campaign.cli.campaigns import create, edit, list_
 from campaign.cli.db import db
+from campaign.cli.errors import unexpected_error_line
 from campaign.cli.estimate import estimate
 from campaign.cli.events import events
 from campaign.cli.imports import import_
@@ -96,14 +97,10 @@ def main() -> NoReturn:
     """Console entry point: no traceback for anything a user can cause."""
     try:
         cli.main(prog_name="campaign", standalone_mode=True)
-    except Exception as exc:  # a bug, not a user error: one line, the traceback on request
+    except Exception as exc:  # what no command turned into its line: one line, traceback on request
         if os.environ.get("CAMPAIGN_DEBUG"):
             raise
-        click.echo(
-            f"Error: internal error: {type(exc).__name__}: {exc} "
-            "(set CAMPAIGN_DEBUG=1 for the traceback)",
-            err=True,
-        )
+        click.echo(f"Error: {unexpected_error_line(exc)}", err=True)
         sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.OK)
 

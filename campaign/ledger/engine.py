@@ -6,6 +6,7 @@ older version of the tool is brought forward, not rebuilt.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,7 +23,7 @@ from sqlalchemy import (
     literal,
     text,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -40,6 +41,12 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 class DatabaseError(UserError):
     """The ledger cannot be opened or upgraded; the message is one line for the user."""
+
+
+class LedgerStorageError(DatabaseError):
+    """The ledger's storage refused a read or a write: the file is read-only, the disk is full,
+    the file is damaged. One line naming the file and what is wrong, never the SQL or its
+    parameters (they hold phone numbers and message text)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -94,6 +101,7 @@ def make_engine(url: str) -> Engine:
         raise DatabaseError(f"cannot use database URL {parsed!r}: {_one_line(exc)}") from None
     if engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _postgresql_session)
+    event.listen(engine, "handle_error", _storage_errors)
     return engine
 
 
@@ -109,6 +117,7 @@ def _sqlite_engine(parsed: URL) -> Engine:
     # database checkpoints it, which the sender would otherwise pay on every commit.
     engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "handle_error", _storage_errors)
     return engine
 
 
@@ -118,6 +127,109 @@ def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
     dbapi_connection.commit()
+
+
+# -- storage failures: one line for the user instead of SQLAlchemy's text with the SQL in it ---------
+# Only these are turned into LedgerStorageError; every other driver error (a locked database, a
+# missing table, a lost connection) keeps its type, as the code that catches them expects.
+_SQLITE_READONLY = 8
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
+_ROLLED_BACK = "nothing was lost: the failed change was rolled back"
+_UNCHANGED = "this command changed nothing"
+# PostgreSQL's SQLSTATEs for the same situations.
+_POSTGRESQL_STORAGE: dict[str, str] = {
+    "53100": "the database server's disk is full",
+    "25006": "the database is read-only (a standby, or default_transaction_read_only)",
+    "58030": "the database server had an I/O error",
+    "XX001": "the database is damaged (data corrupted)",
+    "XX002": "the database is damaged (an index is corrupted)",
+}
+
+
+def _storage_errors(context: ExceptionContext) -> None:
+    """`handle_error` listener: a storage failure leaves as LedgerStorageError."""
+    engine = context.engine
+    if engine is None:
+        return
+    problem = storage_problem(engine.url, context.original_exception)
+    if problem is not None:
+        raise LedgerStorageError(problem) from None
+
+
+def storage_problem(url: URL, exc: BaseException) -> str | None:
+    """What is wrong with the ledger's storage, as one line naming it; None when `exc` is not a
+    storage failure."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate in _POSTGRESQL_STORAGE:
+        return f"{_POSTGRESQL_STORAGE[sqlstate]} for the ledger {url!r}: {_UNCHANGED}"
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int) or url.get_backend_name() != "sqlite":
+        return None
+    path = sqlite_path(url)
+    detail = " ".join(str(exc).split())
+    primary = code & 0xFF  # extended codes (SQLITE_IOERR_WRITE, ...) keep the primary code low
+    if primary == _SQLITE_READONLY:
+        return (
+            f"cannot write the ledger {path}: it is read-only{_why_read_only(url, path)} "
+            f"({detail}); "
+            f"{_ROLLED_BACK}"
+        )
+    if primary == _SQLITE_FULL:
+        return f"cannot write the ledger {path}: the disk is full ({detail}); {_ROLLED_BACK}"
+    if primary == _SQLITE_IOERR:
+        return (
+            f"cannot write the ledger {path}: the disk refused the write ({detail}: full, "
+            f"failing, or over a file size limit); {_ROLLED_BACK}"
+        )
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return (
+            f"the ledger {path} is damaged or is not a campaign ledger ({detail}); {_UNCHANGED}: "
+            "restore it from a backup, or pass another --db"
+        )
+    if primary == _SQLITE_CANTOPEN:
+        return f"cannot open the ledger {path}{_why_cannot_open(path)} ({detail}); {_UNCHANGED}"
+    return None
+
+
+def sqlite_path(url: URL) -> str:
+    """The file a SQLite URL names (`sqlite:///file:PATH?mode=ro&uri=true` included)."""
+    database = url.database or ":memory:"
+    return database.removeprefix("file:") if url.query.get("uri") else database
+
+
+def _why_read_only(url: URL, path: str) -> str:
+    if url.query.get("mode") == "ro" or url.query.get("immutable") == "1":
+        return " (the --db URL opens it read-only)"
+    if _on_read_only_filesystem(path):
+        return " (on a read-only file system)"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return " (its permissions do not let you write it)"
+    return ""
+
+
+def _why_cannot_open(path: str) -> str:
+    """SQLite needs to create `-wal` and `-shm` files beside the ledger, even to read it."""
+    if os.path.isdir(path):
+        return ": it is a folder"
+    if _on_read_only_filesystem(path):
+        return (
+            ": it is on a read-only file system, where SQLite cannot create its -wal and -shm "
+            "files (copy it somewhere writable)"
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f": its folder {folder} is not writable (SQLite creates its -wal and -shm files there)"
+        )
+    return ""
+
+
+def _on_read_only_filesystem(path: str) -> bool:
+    try:
+        return bool(os.statvfs(os.path.dirname(os.path.abspath(path))).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
