@@ -1,4 +1,5 @@
-"""The tool's exit codes, and the root of every error a user can cause.
+"""The tool's exit codes, the root of every error a user can cause, and the masking of secrets in
+error texts.
 
 The CLI turns a `UserError` into one `Error: ...` line and exit 1; `ExitCode` is SPEC's table, the
 only place the numbers are written."""
@@ -6,6 +7,7 @@ only place the numbers are written."""
 from __future__ import annotations
 
 import enum
+import re
 
 
 class ExitCode(enum.IntEnum):
@@ -21,3 +23,23 @@ class ExitCode(enum.IntEnum):
 
 class UserError(Exception):
     """A problem the user can fix; str() is one clear line."""
+
+
+# scheme://userinfo@ in free text (an error message quoting an endpoint URL). The userinfo runs to
+# the last "@" before the host's end, since an unescaped "@" in a password is common.
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/?#\s\"'<>]*)@"
+)
+
+
+def mask_url_secrets(text: str) -> str:
+    """`text` with the password of every URL in it masked, as SQLAlchemy shows a `--db` URL:
+    `http://admin:pw@host` -> `http://admin:***@host`; a lone userinfo (often a token) is masked
+    whole: `https://token@host` -> `https://***@host`. Applied where texts that quote an endpoint
+    URL are made (the reasons stored in the ledger, shown and reported)."""
+    return _URL_USERINFO.sub(_masked_userinfo, text)
+
+
+def _masked_userinfo(match: re.Match[str]) -> str:
+    user, colon, _secret = match["userinfo"].partition(":")
+    return f"{match['scheme']}{user}:***@" if colon else f"{match['scheme']}***@"

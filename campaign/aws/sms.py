@@ -9,6 +9,7 @@ owns every retry (campaign.sending.retry).
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from botocore.exceptions import (
 )
 
 from campaign.domain import Campaign, Claim
-from campaign.errors import UserError
+from campaign.errors import UserError, mask_url_secrets
 from campaign.options import CONTEXT_KEY_CAMPAIGN, CONTEXT_KEY_RECIPIENT
 
 SERVICE = "pinpoint-sms-voice-v2"
@@ -64,7 +65,9 @@ def make_client(settings: ClientSettings) -> Any:
     Against a loopback endpoint (the local simulator) missing credentials and region get harmless
     placeholders, so a rehearsal needs no AWS account at all."""
     try:
-        session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+        session = boto3.session.Session(
+            profile_name=settings.profile, region_name=configured_region(settings.region)
+        )
     except ProfileNotFound as exc:
         raise SmsConfigError(str(exc)) from None
     config = Config(
@@ -91,7 +94,9 @@ def make_client(settings: ClientSettings) -> Any:
             "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
         ) from None
     except (BotoCoreError, ValueError) as exc:
-        raise SmsConfigError(f"cannot create the SMS client: {exc}") from None
+        raise SmsConfigError(
+            f"cannot create the SMS client: {mask_url_secrets(str(exc))}"
+        ) from None
     if not local and session.get_credentials() is None:
         raise SmsConfigError(
             "no AWS credentials found: configure a profile (--profile / AWS_PROFILE) or "
@@ -101,11 +106,17 @@ def make_client(settings: ClientSettings) -> Any:
     return client
 
 
+def configured_region(region: str | None) -> str | None:
+    """--region, else AWS_REGION, else None: boto3 then reads AWS_DEFAULT_REGION and the profile.
+
+    botocore reads only AWS_DEFAULT_REGION, while the AWS CLI v2, the other SDKs and this tool's
+    own help name AWS_REGION (which wins over AWS_DEFAULT_REGION where both are read)."""
+    return region or os.environ.get("AWS_REGION") or None
+
+
 def _configured_endpoint(session: Any) -> str | None:
     # The endpoint boto3 will use from the environment/config (AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2,
     # AWS_ENDPOINT_URL), so loopback detection works without --endpoint-url too.
-    import os
-
     return os.environ.get("AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2") or os.environ.get(
         "AWS_ENDPOINT_URL"
     )
@@ -183,7 +194,9 @@ def describe_origination(client: Any, identity: str) -> OriginationInfo:
         code = exc.response.get("Error", {}).get("Code", "error")
         return OriginationInfo(None, None, f"DescribePhoneNumbers said {code}")
     except (BotoCoreError, NoCredentialsError) as exc:
-        return OriginationInfo(None, None, f"DescribePhoneNumbers failed: {exc}")
+        return OriginationInfo(
+            None, None, f"DescribePhoneNumbers failed: {mask_url_secrets(str(exc))}"
+        )
     if not numbers:
         return OriginationInfo(None, None, "not among this account's phone numbers")
     first = numbers[0]

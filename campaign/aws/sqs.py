@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 
-from campaign.aws.sms import SmsConfigError, is_loopback
+from campaign.aws.sms import SmsConfigError, configured_region, is_loopback
 
 # https://sqs.us-east-1.amazonaws.com/123456789012/name (also the legacy us-east-1.queue form)
 _AWS_QUEUE_HOST = re.compile(
@@ -62,7 +62,7 @@ def make_client(
     configured, and a queue URL that is not AWS's (a local moto server) is also the endpoint when
     the environment names none (SQS's JSON protocol posts to the endpoint, not to the queue URL)."""
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(profile_name=profile, region_name=configured_region(region))
     except ProfileNotFound as exc:
         raise AwsConfigError(str(exc)) from None
     kwargs: dict[str, Any] = {

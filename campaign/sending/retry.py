@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore import exceptions as bce
 
+from campaign.errors import mask_url_secrets
 from campaign.sending.pacing import backoff_delay
 
 
@@ -360,6 +361,7 @@ def _exception_text(exc: BaseException) -> str:
 
 
 def _clip(text: str) -> str:
+    text = mask_url_secrets(text)  # botocore quotes the endpoint URL, userinfo and all
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
