@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from campaign.message import MissingMergeValue, Template, TemplateError, size_pr
 
 MESSAGE_TYPES = ("PROMOTIONAL", "TRANSACTIONAL")
 MAX_PRICE_RE = re.compile(r"[0-9]{0,2}\.[0-9]{1,5}")
+# The service takes any MaxPrice of the right form, then refuses every message dearer than it
+# (PRICE_OVER_THRESHOLD). As far as we know no destination in AWS's SMS price table costs less
+# than a tenth of a cent a part (the cheapest cost a few tenths, like India's 0.0022 in
+# samples/prices.csv), so a MaxPrice below this floor, such as 0.000 or 0.00001, could only refuse
+# the whole campaign, one call at a time. Low enough never to refuse a price that works.
+MIN_MAX_PRICE = Decimal("0.00100")
+# A phone number as the service takes it: E.164, "+" and up to 15 digits.
+E164_RE = re.compile(r"\+[1-9][0-9]{1,14}")
 ORIGINATION_RE = re.compile(r"[A-Za-z0-9_:/+\-]+")
 CONFIGURATION_SET_RE = re.compile(r"[A-Za-z0-9_:/\-]+")
 KEYWORD_RE = re.compile(r"[ \S]+")
@@ -49,7 +58,42 @@ def check_origination_identity(value: str) -> str:
             f"--origination-identity {value!r} is not valid: 1-256 characters of letters, digits "
             "and _ : / + - (a phone number in E.164, a sender ID, a pool ID or an ARN)"
         )
+    if value.startswith("+"):  # a phone number; sender IDs, pool IDs and ARNs never start so
+        problem = _phone_number_problem(value)
+        if problem:
+            raise OptionError(
+                f"--origination-identity {value!r} is not a phone number in E.164 ({problem}): "
+                "write it like +12065550100"
+            )
     return value
+
+
+def _phone_number_problem(value: str) -> str | None:
+    """Why `value` cannot be a phone number the account owns, or None.
+
+    Possible (the right length for its country), not valid: libphonenumber's validity tables lag
+    newly opened ranges and call reserved test ranges invalid, while a leased number never has an
+    impossible length. A truncated paste (`+1206555`) does."""
+    import phonenumbers
+
+    if not E164_RE.fullmatch(value):
+        return "a + and up to 15 digits, no spaces or dashes"
+    try:
+        number = phonenumbers.parse(value)
+    except phonenumbers.NumberParseException:
+        return "no such country calling code"
+    possible = phonenumbers.is_possible_number_with_reason(number)
+    if possible == phonenumbers.ValidationResult.IS_POSSIBLE:
+        return None
+    if possible == phonenumbers.ValidationResult.INVALID_COUNTRY_CODE:
+        return "no such country calling code"
+    if possible == phonenumbers.ValidationResult.TOO_SHORT:
+        return "too short"
+    if possible == phonenumbers.ValidationResult.TOO_LONG:
+        return "too long"
+    if possible == phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
+        return "a local number: its area code is missing"
+    return "the wrong length for its country"
 
 
 def check_message_type(value: str) -> str:
@@ -66,6 +110,11 @@ def check_max_price(value: str | None) -> str | None:
         raise OptionError(
             f"--max-price {value!r} is not valid: US dollars per message written like 0.05 or .0075 "
             "(up to 2 digits, a point, 1-5 decimals; at most 99.99999)"
+        )
+    if Decimal(value) < MIN_MAX_PRICE:
+        raise OptionError(
+            f"--max-price {value} is below what any SMS costs: AWS would refuse every message "
+            f"(PRICE_OVER_THRESHOLD); give at least {MIN_MAX_PRICE} (US dollars per message)"
         )
     return value
 

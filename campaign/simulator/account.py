@@ -38,6 +38,7 @@ from campaign.simulator.config import (
     load_numbers,
 )
 from campaign.simulator.errors import ApiError, validation_error
+from campaign.simulator.events import DEFAULT_PRICE_PER_PART
 from campaign.simulator.validation import (
     PHONE_PATTERN,
     SendRequest,
@@ -348,8 +349,10 @@ class Account:
             )
 
     def _check_price(self, request: SendRequest, parts: int, country: str | None) -> None:
-        table = self._config.price_per_part
-        if request.max_price is None or not table:
+        # Every message has a price, as on AWS: the configured table's, else the example figure
+        # the delivery events report, so a MaxPrice under it is refused like the service does.
+        table = self._config.price_per_part or {"*": DEFAULT_PRICE_PER_PART}
+        if request.max_price is None:
             return
         price = table.get(country or "", table.get("*"))
         if price is None:
