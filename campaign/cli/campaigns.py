@@ -11,7 +11,7 @@ import click
 from campaign.cli.errors import user_errors
 from campaign.cli.imports import import_options, run_import
 from campaign.cli.options import campaign_flags, campaign_options, json_option
-from campaign.cli.render import campaign_list_json, render_campaign_list, say
+from campaign.cli.render import campaign_list_json, count, render_campaign_list, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.options import CampaignOptions, campaign_spec
 
@@ -119,8 +119,8 @@ def edit(settings: Settings, name: str, **options: Any) -> None:
     say(f"Updated {campaign.name!r}: {', '.join(sorted(changes))}.", settings)
     if recount is not None:
         say(
-            f"Recounted {recount.recipients:,} pending recipients: {recount.parts_before:,} -> "
-            f"{recount.parts_after:,} parts"
+            f"Recounted {count(recount.recipients, 'pending recipient')}: "
+            f"{recount.parts_before:,} -> {count(recount.parts_after, 'part')}"
             + (f"; {recount.now_invalid:,} now invalid (see report)" if recount.now_invalid else "")
             + ".",
             settings,

@@ -84,12 +84,7 @@ def ingest(
     if bool(queue_url) == bool(files):
         raise click.UsageError("give either --queue-url or --file (one or more)")
     progress = _ProgressLine(settings)
-    stop = StopSignal(
-        threading.Event(),
-        on_first=lambda: progress.note(
-            "Stopping: committing what was received (Ctrl-C again to quit at once)"
-        ),
-    )
+    stop = StopSignal(threading.Event(), say=progress.note, stopping="committing what was received")
     with user_errors():
         engine = settings.ledger.engine
         with stop.installed():
@@ -141,7 +136,7 @@ class _ProgressLine:
         if not self.enabled:
             return
         click.echo(
-            f"\r{p.inputs:,} events read, {p.matched:,} matched, {p.per_second:,.0f}/s ",
+            f"\r{count(p.inputs, 'event')} read, {p.matched:,} matched, {p.per_second:,.0f}/s ",
             err=True,
             nl=False,
         )
@@ -182,7 +177,7 @@ def _summary_lines(s: IngestSummary, funnels: list[tuple[str, DeliveryCounts]]) 
         lines.append(f"  set aside: {aside:,} ({parts})")
     if s.messages:
         lines.append(
-            f"  SQS: {s.deleted:,} of {s.messages:,} messages deleted after their commit"
+            f"  SQS: {s.deleted:,} of {count(s.messages, 'message')} deleted after their commit"
             + (f"; {s.delete_failures:,} left to come back" if s.delete_failures else "")
         )
     if s.receive_errors:

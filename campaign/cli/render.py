@@ -89,7 +89,7 @@ def render_status(status: CampaignStatus) -> str:
         lines.append(
             f"Estimated spend (from {spend.prices}): ${spend.sent:,.2f} sent"
             + f", ${spend.to_send:,.2f} to send"
-            + (f"; {spend.unpriced:,} recipients unpriced" if spend.unpriced else "")
+            + (f"; {count(spend.unpriced, 'recipient')} unpriced" if spend.unpriced else "")
         )
     live = status.sender
     if live is not None:
@@ -101,7 +101,8 @@ def render_status(status: CampaignStatus) -> str:
         )
     elif counts["unknown"]:
         lines.append(
-            f"{counts['unknown']} recipients have an unknown outcome (the sender stopped "
+            f"{count(counts['unknown'], 'recipient')} "
+            f"{'has' if counts['unknown'] == 1 else 'have'} an unknown outcome (the sender stopped "
             "mid-call); they are not re-sent unless you run `send --retry-unknown`."
         )
     last = status.last_run
@@ -111,8 +112,20 @@ def render_status(status: CampaignStatus) -> str:
             + (" (dry run)" if last.dry_run else "")
             + (f", exit {last.exit_code}" if last.exit_code is not None else "")
             + (f": {last.note}" if last.note else "")
+            + (_crashed(counts["sending"]) if status.last_run_crashed else "")
         )
     return "\n".join(lines)
+
+
+def _crashed(in_flight: int) -> str:
+    """How a run that recorded no end, and whose sender is gone, ended."""
+    text = ", crashed / killed while sending"
+    if in_flight:
+        text += (
+            f": {count(in_flight, 'recipient')} it had in flight stay `sending` until the next "
+            "send marks them `unknown`"
+        )
+    return text
 
 
 # -- the dry-run sample ----------------------------------------------------------------------------
@@ -147,11 +160,11 @@ def render_sample(results: Iterable[Mapping[str, Any]], classes: Sequence[PartsC
         )
     total = sum(in_class.values())
     lines.append(
-        f"Extrapolated: about {at_risk:,} of {total:,} pending recipients would be "
+        f"Extrapolated: about {at_risk:,} of {count(total, 'pending recipient')} would be "
         "rejected by the API."
         if at_risk
-        else f"Extrapolated: every class passed; the API would accept all {total:,} "
-        "pending recipients' requests."
+        else f"Extrapolated: every class passed; the API would accept the requests of all "
+        f"{count(total, 'pending recipient')}."
     )
     return "\n".join(lines)
 
@@ -240,7 +253,7 @@ def _estimate_notes(est: Estimate) -> list[str]:
         where = f" (from {est.mps_source})" if est.mps_source else ""
         lines.append(
             f"Duration: about {format_duration(est.duration_seconds)} at {est.mps:g} MPS"
-            f"{where}, {t.parts:,} parts"
+            f"{where}, {count(t.parts, 'part')}"
         )
     else:
         lines.append("Duration: unknown, the MPS in force is not known (pass --mps)")
@@ -252,14 +265,16 @@ def _estimate_notes(est: Estimate) -> list[str]:
             if c.over_max_price and c.price is not None
         )
         lines.append(
-            f"WARNING: {t.over_max_price:,} messages cost more than MaxPrice ${est.max_price} "
+            f"WARNING: {count(t.over_max_price, 'message')} "
+            f"{'costs' if t.over_max_price == 1 else 'cost'} more than MaxPrice ${est.max_price} "
             f"and AWS will reject them: {where}"
         )
     if t.unpriced:
         if source:
             codes = ", ".join(c.label for c in est.countries if not c.priced)
             lines.append(
-                f"WARNING: {t.unpriced:,} recipients in {codes} have no price in "
+                f"WARNING: {count(t.unpriced, 'recipient')} in {codes} "
+                f"{'has' if t.unpriced == 1 else 'have'} no price in "
                 f"{source}: not counted in the cost"
             )
         else:

@@ -11,22 +11,53 @@ from typing import Any
 
 from campaign.errors import ExitCode
 
+# How the first signal's note ends: what was received and how to quit at once. A SIGTERM comes
+# from a supervisor or `kill`, where "Ctrl-C again" would name a key nobody pressed.
+_QUIT_AT_ONCE: dict[int, str] = {
+    signal.SIGINT: "Ctrl-C again to quit at once",
+    signal.SIGTERM: "got SIGTERM; a second SIGTERM or Ctrl-C quits at once",
+}
+
+
+def stop_note(signum: int, stopping: str) -> str:
+    """What the first Ctrl-C or SIGTERM prints: `Stopping: <what stopping means here> (...)`."""
+    quit_at_once = _QUIT_AT_ONCE.get(
+        signum, f"got {signal.Signals(signum).name}; Ctrl-C quits at once"
+    )
+    return f"Stopping: {stopping} ({quit_at_once})"
+
 
 class StopSignal:
     """First Ctrl-C/SIGTERM asks the sender to stop claiming; the second exits at once.
 
     Exiting at once is safe: every commit is atomic, and claims whose calls were in flight are
-    found `sending` by the next sender and marked `unknown`."""
+    found `sending` by the next sender and marked `unknown`.
 
-    def __init__(self, requested: threading.Event, on_first: Callable[[], None]) -> None:
+    `say` and `stopping` print `stop_note(<the signal received>, stopping)` on the first signal.
+    `on_first` is the older form, a callback with a fixed text that cannot name the signal; it
+    stays until `send` passes `say` and `stopping` like `events ingest`."""
+
+    def __init__(
+        self,
+        requested: threading.Event,
+        on_first: Callable[[], None] | None = None,
+        *,
+        say: Callable[[str], None] | None = None,
+        stopping: str = "",
+    ) -> None:
         self.requested = requested
         self.on_first = on_first
+        self.say = say
+        self.stopping = stopping
 
     def _handler(self, signum: int, _frame: Any) -> None:
         if self.requested.is_set():
             os._exit(ExitCode.INTERRUPTED)
         self.requested.set()
-        self.on_first()
+        if self.say is not None:
+            self.say(stop_note(signum, self.stopping))
+        elif self.on_first is not None:
+            self.on_first()
 
     @contextmanager
     def installed(self) -> Iterator[None]:

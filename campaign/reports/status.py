@@ -54,6 +54,9 @@ class CampaignStatus:
     sender: LiveSender | None  # None: no sender alive
     spend: Spend | None  # None: no price table given
     last_run: RunInfo | None
+    # The last run recorded no end and no sender is alive (campaign.domain.sender_alive): it was
+    # killed or crashed mid-send.
+    last_run_crashed: bool = False
 
     @property
     def recipients(self) -> int:
@@ -100,6 +103,7 @@ class CampaignStatus:
                 "mps": last.mps,
                 "exit_code": last.exit_code,
                 "note": last.note,
+                "crashed": self.last_run_crashed,
             }
             if last
             else None
@@ -123,6 +127,7 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
             messages_per_second=messages / RATE_WINDOW_SECONDS,
             eta_seconds=parts_pending / rate if rate > 0 else None,
         )
+    last_run = ledger.last_run(campaign.id)
     return CampaignStatus(
         campaign=campaign.name,
         origination_identity=campaign.origination_identity,
@@ -134,7 +139,8 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         imports=len(ledger.list_imports(campaign.id)),
         sender=live,
         spend=_spend(ledger, campaign.id, prices) if prices is not None else None,
-        last_run=ledger.last_run(campaign.id),
+        last_run=last_run,
+        last_run_crashed=last_run is not None and last_run.ended_at is None and live is None,
     )
 
 
