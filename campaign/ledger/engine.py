@@ -137,13 +137,13 @@ _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 13, 14
 _ROLLED_BACK = "nothing was lost: the failed change was rolled back"
 _UNCHANGED = "this command changed nothing"
-# PostgreSQL's SQLSTATEs for the same situations.
-_POSTGRESQL_STORAGE: dict[str, str] = {
-    "53100": "the database server's disk is full",
-    "25006": "the database is read-only (a standby, or default_transaction_read_only)",
-    "58030": "the database server had an I/O error",
-    "XX001": "the database is damaged (data corrupted)",
-    "XX002": "the database is damaged (an index is corrupted)",
+# PostgreSQL's SQLSTATEs for the same situations: what is wrong, and what became of the change.
+_POSTGRESQL_STORAGE: dict[str, tuple[str, str]] = {
+    "53100": ("the database server's disk is full", _ROLLED_BACK),
+    "25006": ("it is read-only (a standby, or default_transaction_read_only)", _ROLLED_BACK),
+    "58030": ("the database server had an I/O error", _ROLLED_BACK),
+    "XX001": ("it is damaged (data corrupted)", _UNCHANGED),
+    "XX002": ("it is damaged (an index is corrupted)", _UNCHANGED),
 }
 
 
@@ -162,7 +162,8 @@ def storage_problem(url: URL, exc: BaseException) -> str | None:
     storage failure."""
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate in _POSTGRESQL_STORAGE:
-        return f"{_POSTGRESQL_STORAGE[sqlstate]} for the ledger {url!r}: {_UNCHANGED}"
+        what, outcome = _POSTGRESQL_STORAGE[sqlstate]
+        return f"cannot write the ledger {url!r}: {what}; {outcome}"
     code = getattr(exc, "sqlite_errorcode", None)
     if not isinstance(code, int) or url.get_backend_name() != "sqlite":
         return None

@@ -117,3 +117,14 @@ def test_a_read_only_ledger_is_one_line_through_the_runner(run: Cli, db_url: str
     line = one_error_line(result.stderr)
     assert line.startswith(f"Error: cannot write the ledger {path}: it is read-only")
     assert "UPDATE" not in line and "600" not in line
+
+
+def test_a_read_only_postgresql_ledger_is_one_line(run: Cli, postgres_url: str) -> None:
+    run("--db", postgres_url, "create", "c1", "-o", ORIGIN, "-m", "Hi")
+    read_only = f"{postgres_url}?options=-c%20default_transaction_read_only%3Don"
+    result = run("--db", read_only, "edit", "c1", "--ttl", "600", code=1)
+    line = one_error_line(result.stderr)
+    assert "cannot write the ledger postgresql+psycopg://" in line
+    assert "it is read-only" in line and "nothing was lost" in line
+    assert "UPDATE" not in line and "600" not in line
+    assert run.json("--db", postgres_url, "status", "c1", "--json")["campaign"] == "c1"

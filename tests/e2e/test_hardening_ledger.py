@@ -162,6 +162,16 @@ def test_a_file_of_random_bytes(tmp_path: Path) -> None:
     assert digest(damaged) == before
 
 
+def test_a_ledger_cut_short(ledger: Path, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(ledger.read_bytes()[: ledger.stat().st_size // 2])
+    before = digest(cut)
+    for args in (("status", "c1"), ("edit", "c1", "--ttl", "600")):
+        code, err = campaign_cmd(f"sqlite:///{cut}", *args)
+        assert_one_error_line(code, err, f"the ledger {cut} is damaged", "malformed")
+    assert digest(cut) == before
+
+
 # -- disk full ---------------------------------------------------------------------------------------
 
 
