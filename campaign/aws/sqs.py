@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
 
 from campaign.aws.sms import SmsConfigError, configured_region, is_loopback
+from campaign.errors import mask_url_secrets
 
 # https://sqs.us-east-1.amazonaws.com/123456789012/name (also the legacy us-east-1.queue form)
 _AWS_QUEUE_HOST = re.compile(
@@ -96,7 +97,9 @@ def make_client(
             "no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)"
         ) from None
     except (BotoCoreError, ValueError) as exc:
-        raise AwsConfigError(f"cannot create the {service.upper()} client: {exc}") from None
+        raise AwsConfigError(
+            f"cannot create the {service.upper()} client: {mask_url_secrets(str(exc))}"
+        ) from None
     if not local and session.get_credentials() is None:
         raise AwsConfigError(
             "no AWS credentials found: configure a profile (--profile / AWS_PROFILE) or "
