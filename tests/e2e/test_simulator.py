@@ -221,7 +221,8 @@ def test_validation_rules(
 def test_valid_edge_values_are_accepted(start: Callable[..., Simulator]) -> None:
     sim = start(mps=1000)
     client = make_client(sim)
-    send(client, MaxPrice=".00075", TimeToLive=5, Keyword="JOIN NOW")
+    # No leading digit, 5 decimals; above the simulated price (0.00581 a part), as on AWS.
+    send(client, MaxPrice=".00750", TimeToLive=5, Keyword="JOIN NOW")
     send(client, MaxPrice="99.99999", TimeToLive=259200, MessageBody="a" * 1600)
     send(client, MessageBody="Ж" * 630, Context={f"k{i}": "v" * 800 for i in range(5)})
     send(client, DestinationCountryParameters={"IN_ENTITY_ID": "1" * 64, "IN_TEMPLATE_ID": "2"})
