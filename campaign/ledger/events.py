@@ -341,6 +341,14 @@ def _reconcile_stored(conn: Connection, campaign_ids: Iterable[int], stamp: Any)
     return reconciled
 
 
+def reconcile_recorded(conn: Connection, received_at: datetime) -> int:
+    """What `_reconcile_stored` does for a batch, for every campaign: run once when an ingest
+    starts, so a recipient whose events came in before the crash's recovery made it `unknown` is
+    reconciled even if no new event of its campaign arrives."""
+    ids = conn.execute(select(campaigns.c.id)).scalars().all()
+    return _reconcile_stored(conn, ids, dialect_of(conn).time(received_at))
+
+
 def _reconcilable(t: _Target) -> bool:
     return (
         t.message_id is None
