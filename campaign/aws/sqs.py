@@ -1,4 +1,5 @@
-"""boto3 clients for SQS and SNS, where delivery events arrive (SNS topic -> SQS queue).
+"""boto3 clients for SQS and SNS, where delivery events arrive (SNS topic -> SQS queue), and what
+`events setup` builds: the topic, the queue, and the configuration set's event destination.
 
 Made through a normal boto3 session, like the SMS client (campaign.aws.sms), so AWS_PROFILE,
 AWS_REGION, the credential chain and the per-service endpoint variables (`AWS_ENDPOINT_URL_SQS`,

@@ -128,7 +128,8 @@ def render_delivery(status: CampaignStatus) -> list[str]:
         return []
     c = d.counts
     lines: list[str] = []
-    if c.sent and d.configuration_set is None:
+    no_event_yet = c.awaiting == c.sent and not c.charged_recipients
+    if c.sent and d.configuration_set is None and no_event_yet:
         lines.append(
             "Delivery: unknown. The campaign has no configuration set, so AWS sends no delivery "
             "events for it (`campaign events setup --configuration-set NAME`)."
@@ -139,7 +140,7 @@ def render_delivery(status: CampaignStatus) -> list[str]:
             f"Delivery (from events): {c.sent:,} sent -> {c.delivered:,} delivered{share}, "
             f"{c.undelivered:,} undelivered, {c.awaiting:,} awaiting"
         )
-        if c.awaiting == c.sent:
+        if no_event_yet:
             lines.append(
                 f"  no event recorded yet: `campaign events ingest --queue-url URL` reads the "
                 f"queue of configuration set {d.configuration_set}"

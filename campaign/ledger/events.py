@@ -637,12 +637,17 @@ class EventsMixin:
             if not split.probably_never_accepted:
                 return UnknownOutcomes(split, window)
             why = None
-            if not campaign.configuration_set:
+            if has_events(conn, campaign.id):
+                pass  # its events reach the ledger: the silence about the others means something
+            elif not campaign.configuration_set:
                 why = (
                     "the campaign has no configuration set, so AWS sends no delivery events for it"
                 )
-            elif not has_events(conn, campaign.id):
-                why = "no delivery event of this campaign is recorded yet (run `campaign events ingest`)"
+            else:
+                why = (
+                    "no delivery event of this campaign is recorded yet "
+                    "(run `campaign events ingest`)"
+                )
         if why is None:
             return UnknownOutcomes(split, window)
         everyone = sorted(split.probably_never_accepted + split.may_still_be_accepted)
