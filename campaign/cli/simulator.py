@@ -224,6 +224,12 @@ def simulator(
             err=True,
         )
         click.echo(f"  use: campaign --endpoint-url {url} send NAME", err=True)
+        every = [str(w) for w in (config.events_file, config.events_topic_arn) if w is not None]
+        click.echo(
+            "  delivery events: to the SNS destinations of each message's configuration set"
+            + (f"; every message's to {' and '.join(every)}" if every else ""),
+            err=True,
+        )
 
     try:
         run_simulator(config, on_ready=ready)
