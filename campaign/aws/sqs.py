@@ -1,4 +1,5 @@
-"""boto3 clients for SQS and SNS, where delivery events arrive (SNS topic -> SQS queue).
+"""boto3 clients for SQS and SNS, where delivery events arrive (SNS topic -> SQS queue), and what
+`events setup` builds: the topic, the queue, and the configuration set's event destination.
 
 Made through a normal boto3 session, like the SMS client (campaign.aws.sms), so AWS_PROFILE,
 AWS_REGION, the credential chain and the per-service endpoint variables (`AWS_ENDPOINT_URL_SQS`,
@@ -130,6 +131,7 @@ class EventQueue:
     queue_arn: str
     subscription_arn: str
     created: tuple[str, ...]
+    existing: tuple[str, ...] = ()  # what was already there (its policy rewritten all the same)
 
 
 def configuration_set_arn(region: str, account: str, name: str) -> str:
@@ -184,10 +186,13 @@ def ensure_event_queue(
     policies: made when missing, left alone when there (policies are rewritten to what they must
     be). Safe to run again. `raw`: RawMessageDelivery (the queue then gets the bare event)."""
     created: list[str] = []
+    existing: list[str] = []
     topic_arn = _existing_topic(sns, name)
     if topic_arn is None:
         topic_arn = str(sns.create_topic(Name=name)["TopicArn"])
         created.append(f"SNS topic {topic_arn}")
+    else:
+        existing.append(f"SNS topic {topic_arn}")
     sns.set_topic_attributes(
         TopicArn=topic_arn,
         AttributeName="Policy",
@@ -195,6 +200,7 @@ def ensure_event_queue(
     )
     try:
         queue_url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        existing.append(f"SQS queue {queue_url}")
     except ClientError as exc:
         if error_code(exc) not in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             raise
@@ -220,7 +226,11 @@ def ensure_event_queue(
             )["SubscriptionArn"]
         )
         created.append(f"subscription of the queue to the topic ({subscription_arn})")
-    return EventQueue(topic_arn, queue_url, queue_arn, subscription_arn, tuple(created))
+    else:
+        existing.append(f"subscription of the queue to the topic ({subscription_arn})")
+    return EventQueue(
+        topic_arn, queue_url, queue_arn, subscription_arn, tuple(created), tuple(existing)
+    )
 
 
 def _existing_topic(sns: Any, name: str) -> str | None:
@@ -239,3 +249,120 @@ def _existing_subscription(sns: Any, topic_arn: str, queue_arn: str) -> str | No
             if subscription.get("Protocol") == "sqs" and subscription.get("Endpoint") == queue_arn:
                 return str(subscription["SubscriptionArn"])
     return None
+
+
+# -- the configuration set's event destination (the SMS side of `events setup`) -------------------
+
+DESTINATION_EVENT_TYPES = ["TEXT_ALL"]  # every SMS event, whatever types the service adds later
+
+
+class EventSetupError(AwsConfigError):
+    """An AWS call of `events setup` was refused: one line naming the call."""
+
+
+@dataclass(frozen=True)
+class EventDestination:
+    """A configuration set's event destination to the SNS topic, and what this run had to do."""
+
+    configuration_set: str
+    name: str
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+
+
+def ensure_event_destination(
+    sms: Any, *, configuration_set: str, topic_arn: str, name: str
+) -> EventDestination:
+    """The configuration set (made when missing) with an enabled event destination sending TEXT_ALL
+    to `topic_arn`: one already doing so is kept whatever its name; one named `name` that does
+    something else is changed to do so. Safe to run again."""
+    created: list[str] = []
+    existing: list[str] = []
+    try:
+        [info] = sms.describe_configuration_sets(ConfigurationSetNames=[configuration_set])[
+            "ConfigurationSets"
+        ]
+        existing.append(f"configuration set {configuration_set}")
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        sms.create_configuration_set(ConfigurationSetName=configuration_set)
+        created.append(f"configuration set {configuration_set}")
+        info = {"EventDestinations": []}
+    destinations = info.get("EventDestinations") or []
+    for d in destinations:
+        if _sends_text_events_to(d, topic_arn):
+            existing.append(
+                f"event destination {d['EventDestinationName']} (TEXT_ALL to the topic)"
+            )
+            return EventDestination(
+                configuration_set, str(d["EventDestinationName"]), tuple(created), tuple(existing)
+            )
+    wanted = {
+        "ConfigurationSetName": configuration_set,
+        "EventDestinationName": name,
+        "MatchingEventTypes": DESTINATION_EVENT_TYPES,
+        "SnsDestination": {"TopicArn": topic_arn},
+    }
+    if any(d.get("EventDestinationName") == name for d in destinations):
+        sms.update_event_destination(Enabled=True, **wanted)
+        created.append(f"event destination {name}: changed to send TEXT_ALL to the topic")
+    else:
+        sms.create_event_destination(**wanted)
+        created.append(f"event destination {name} (TEXT_ALL to the topic)")
+    return EventDestination(configuration_set, name, tuple(created), tuple(existing))
+
+
+def _sends_text_events_to(destination: dict[str, Any], topic_arn: str) -> bool:
+    types = set(destination.get("MatchingEventTypes") or [])
+    return (
+        bool(destination.get("Enabled"))
+        and (destination.get("SnsDestination") or {}).get("TopicArn") == topic_arn
+        and bool(types & {"TEXT_ALL", "ALL"})
+    )
+
+
+@dataclass(frozen=True)
+class EventSetup:
+    queue: EventQueue
+    destination: EventDestination
+
+    @property
+    def created(self) -> tuple[str, ...]:
+        return self.queue.created + self.destination.created
+
+    @property
+    def existing(self) -> tuple[str, ...]:
+        return self.queue.existing + self.destination.existing
+
+
+def setup_events(
+    sms: Any,
+    sns: Any,
+    sqs: Any,
+    *,
+    configuration_set: str,
+    name: str,
+    destination_name: str,
+    raw: bool = False,
+) -> EventSetup:
+    """Everything delivery events need, from the configuration set to the queue (`events setup`):
+    the SNS topic and SQS queue `name` with their policies and subscription, then the event
+    destination. A refused call becomes EventSetupError."""
+    try:
+        queue = ensure_event_queue(
+            sns, sqs, name=name, configuration_set=configuration_set, raw=raw
+        )
+        destination = ensure_event_destination(
+            sms,
+            configuration_set=configuration_set,
+            topic_arn=queue.topic_arn,
+            name=destination_name,
+        )
+    except ClientError as exc:
+        operation = getattr(exc, "operation_name", "") or "an AWS call"
+        message = exc.response.get("Error", {}).get("Message") or str(exc)
+        raise EventSetupError(f"{operation} failed: {error_code(exc)}: {message}") from None
+    except BotoCoreError as exc:  # the endpoint cannot be reached, ...
+        raise EventSetupError(f"cannot set up delivery events: {exc}") from None
+    return EventSetup(queue, destination)

@@ -13,6 +13,7 @@ from campaign.cli.imports import import_options, run_import
 from campaign.cli.options import campaign_flags, campaign_options, json_option
 from campaign.cli.render import campaign_list_json, count, render_campaign_list, say
 from campaign.cli.settings import Settings, pass_settings
+from campaign.domain import Campaign
 from campaign.options import CampaignOptions, campaign_spec
 
 
@@ -73,7 +74,8 @@ def create(
         campaign = settings.ledger.create_campaign(spec)
     say(
         f"Created campaign {campaign.name!r} from {campaign.origination_identity}"
-        + (f", message uses columns: {', '.join(template.columns)}" if template.columns else ""),
+        + (f", message uses columns: {', '.join(template.columns)}" if template.columns else "")
+        + _no_events_note(campaign),
         settings,
     )
     if recipients is None:
@@ -86,6 +88,15 @@ def create(
             f"{exc.message}; campaign {campaign.name!r} was created without these "
             f"recipients: fix the file, then run `campaign import {campaign.name} FILE`"
         ) from None
+
+
+def _no_events_note(campaign: Campaign) -> str:
+    if campaign.configuration_set is not None:
+        return ""
+    return (
+        ". No --configuration-set: AWS will send no delivery events for it "
+        "(see `campaign events setup`)"
+    )
 
 
 @click.command()

@@ -1,8 +1,9 @@
-"""`campaign events`: delivery events into the ledger (ingest); the setup of the AWS side comes next."""
+"""`campaign events`: the AWS side of delivery events (setup), and the events into the ledger (ingest)."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +17,7 @@ from campaign.cli.settings import Settings, pass_settings
 from campaign.cli.signals import StopSignal
 
 if TYPE_CHECKING:  # the command loads boto3 and the ingester only when it runs
+    from campaign.aws.sqs import EventSetup
     from campaign.events.ingest import IngestSummary, Progress
     from campaign.ledger.events import DeliveryCounts
 
@@ -31,6 +33,133 @@ ASIDE_LABELS = {
 @click.group()
 def events() -> None:
     """SMS delivery events: delivered, undelivered, and what AWS charged."""
+
+
+CONFIGURATION_SET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what CreateConfigurationSet takes
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")  # an SQS queue name (also a valid SNS topic name)
+
+
+def _checked(pattern: re.Pattern[str], what: str) -> Any:
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and not pattern.fullmatch(value):
+            raise click.BadParameter(f"{value!r}: {what}")
+        return value
+
+    return check
+
+
+@events.command("setup")
+@click.option(
+    "--configuration-set",
+    required=True,
+    callback=_checked(CONFIGURATION_SET_NAME, "1-64 letters, digits, _ and -"),
+    help="The configuration set your campaigns send with (made if missing).",
+)
+@click.option(
+    "--name",
+    default=None,
+    callback=_checked(QUEUE_NAME, "1-80 letters, digits, _ and -"),
+    help="Name of the SNS topic and the SQS queue [default: sms-events-CONFIGURATION_SET].",
+)
+@click.option(
+    "--destination-name",
+    default="campaign-events",
+    show_default=True,
+    callback=_checked(CONFIGURATION_SET_NAME, "1-64 letters, digits, _ and -"),
+    help="Name of the configuration set's event destination.",
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Raw message delivery: the queue gets the bare event instead of the SNS envelope "
+    "(ingest reads both).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was set up as one JSON object.")
+@pass_settings
+def setup(
+    settings: Settings,
+    configuration_set: str,
+    name: str | None,
+    destination_name: str,
+    raw: bool,
+    as_json: bool,
+) -> None:
+    """Set up the AWS side of delivery events for a configuration set; prints the queue URL.
+
+    Makes what is missing, and leaves what is there: an SNS topic that only AWS End User Messaging
+    SMS may publish to (for this configuration set, in this account), an SQS queue that only the
+    topic may send to, the queue's subscription to the topic, the configuration set itself, and its
+    event destination sending every SMS event (TEXT_ALL) to the topic. Safe to run again: it says
+    what already existed.
+
+    Only messages sent WITH the configuration set produce events: give it to your campaign
+    (`campaign create ... --configuration-set NAME`, or `campaign edit NAME --configuration-set
+    NAME`), then read the events with `campaign events ingest --queue-url URL`.
+
+    \b
+    IAM: sns:CreateTopic, sns:SetTopicAttributes, sns:ListTopics, sns:Subscribe,
+    sns:ListSubscriptionsByTopic, sqs:CreateQueue, sqs:GetQueueUrl, sqs:GetQueueAttributes,
+    sqs:SetQueueAttributes, sms-voice:DescribeConfigurationSets, sms-voice:CreateConfigurationSet,
+    sms-voice:CreateEventDestination, sms-voice:UpdateEventDestination.
+    \b
+    Examples:
+      campaign events setup --configuration-set marketing
+      QUEUE=$(campaign events setup --configuration-set marketing)
+    SNS and SQS follow AWS_ENDPOINT_URL_SNS / AWS_ENDPOINT_URL_SQS, the SMS calls --endpoint-url.
+    """
+    from campaign.aws.sms import ClientSettings
+    from campaign.aws.sms import make_client as make_sms_client
+    from campaign.aws.sqs import make_client, setup_events
+
+    with user_errors():
+        sms = make_sms_client(
+            ClientSettings(
+                profile=settings.profile, region=settings.region, endpoint_url=settings.endpoint_url
+            )
+        )
+        # The topic and the queue go in the SMS client's region: AWS publishes events there.
+        region = settings.region or sms.meta.region_name
+        sns = make_client("sns", profile=settings.profile, region=region)
+        sqs = make_client("sqs", profile=settings.profile, region=region)
+        done = setup_events(
+            sms,
+            sns,
+            sqs,
+            configuration_set=configuration_set,
+            name=name or f"sms-events-{configuration_set}",
+            destination_name=destination_name,
+            raw=raw,
+        )
+    if as_json:
+        click.echo(json.dumps(_setup_json(done)))
+        return
+    for what in done.created:
+        say(f"Created: {what}", settings)
+    for what in done.existing:
+        say(f"Already there: {what}", settings)
+    if not done.created:
+        say("Nothing to do: everything was already set up.", settings)
+    say(
+        f"Campaigns produce events only when sent with --configuration-set {configuration_set}. "
+        "Read them with:",
+        settings,
+    )
+    say(f"  campaign events ingest --queue-url {done.queue.queue_url}", settings)
+    click.echo(done.queue.queue_url)
+
+
+def _setup_json(done: EventSetup) -> dict[str, Any]:
+    queue, destination = done.queue, done.destination
+    return {
+        "configuration_set": destination.configuration_set,
+        "event_destination": destination.name,
+        "topic_arn": queue.topic_arn,
+        "queue_url": queue.queue_url,
+        "queue_arn": queue.queue_arn,
+        "subscription_arn": queue.subscription_arn,
+        "created": list(done.created),
+        "existing": list(done.existing),
+    }
 
 
 @events.command("ingest")

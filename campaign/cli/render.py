@@ -21,6 +21,7 @@ from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
     from campaign.cli.settings import Settings
+    from campaign.ledger.events import UnknownOutcomes
     from campaign.reports.status import CampaignStatus
 
 WIDTH = 100  # the estimate fits a 100-column terminal
@@ -91,6 +92,7 @@ def render_status(status: CampaignStatus) -> str:
             + f", ${spend.to_send:,.2f} to send"
             + (f"; {count(spend.unpriced, 'recipient')} unpriced" if spend.unpriced else "")
         )
+    lines += render_delivery(status)
     live = status.sender
     if live is not None:
         rate, eta = live.parts_per_second, live.eta_seconds
@@ -126,6 +128,95 @@ def _crashed(in_flight: int) -> str:
             "send marks them `unknown`"
         )
     return text
+
+
+# -- delivery events (status, send --retry-unknown) -------------------------------------------------
+
+
+def render_delivery(status: CampaignStatus) -> list[str]:
+    """The delivery funnel, the charged spend beside the estimate, the top undelivered reasons and
+    what the events say about `unknown` recipients: status lines, none when there is nothing to say."""
+    d = status.delivery
+    if d is None:
+        return []
+    c = d.counts
+    lines: list[str] = []
+    no_event_yet = c.awaiting == c.sent and not c.charged_recipients
+    if c.sent and d.configuration_set is None and no_event_yet:
+        lines.append(
+            "Delivery: unknown. The campaign has no configuration set, so AWS sends no delivery "
+            "events for it (`campaign events setup --configuration-set NAME`)."
+        )
+    elif c.sent:
+        share = f" ({100 * c.delivered / c.sent:.1f}%)" if c.delivered else ""
+        lines.append(
+            f"Delivery (from events): {c.sent:,} sent -> {c.delivered:,} delivered{share}, "
+            f"{c.undelivered:,} undelivered, {c.awaiting:,} awaiting"
+        )
+        if no_event_yet:
+            lines.append(
+                f"  no event recorded yet: `campaign events ingest --queue-url URL` reads the "
+                f"queue of configuration set {d.configuration_set}"
+            )
+        if c.charged_recipients:
+            estimated = status.spend.sent if status.spend is not None else None
+            lines.append(
+                f"Charged (from events): ${c.charged:,.4f} for {c.charged_recipients:,} "
+                "recipients"
+                + (f"; estimated ${estimated:,.4f} for all {c.sent:,} sent" if estimated else "")
+            )
+        for reason, n in d.reasons:
+            lines.append(f"  undelivered {n:>8,}  {reason}")
+    lines += render_unknown_outcomes(d.unknown, status.counts["unknown"])
+    return lines
+
+
+def render_unknown_outcomes(u: UnknownOutcomes, unknown: int) -> list[str]:
+    """Which `unknown` recipients are now safe to retry (no event within TimeToLive + margin of
+    their call) and which are not."""
+    if not unknown:
+        return []
+    hours = f"{u.window.total_seconds() / 3600:g} h"
+    if u.why_none_safe:
+        return [
+            f"Unknown outcome: {unknown:,}; none can be shown safe to retry: {u.why_none_safe}."
+        ]
+    if not u.safe:
+        return [
+            f"Unknown outcome: {unknown:,}, called less than {hours} ago (TimeToLive + margin): "
+            "they may still have been accepted; their events may still come."
+        ]
+    return [
+        f"Unknown outcome: {len(u.safe):,} of {unknown:,} very probably never accepted (no event "
+        f"within {hours} of their call): safe to retry with `send --retry-unknown`"
+        + (f"; {len(u.unsafe):,} may still have been accepted." if u.unsafe else ".")
+    ]
+
+
+def render_retry_unknown(u: UnknownOutcomes, shown: int = 5) -> list[str]:
+    """For `send --retry-unknown`: which unknown recipients are now safe to retry, which are not."""
+    if not u.total:
+        return []
+    if u.why_none_safe:
+        return [f"  None of them can be shown safe to retry: {u.why_none_safe}."]
+    hours = f"{u.window.total_seconds() / 3600:g} h"
+
+    def numbers(ids: list[int]) -> str:
+        some = ", ".join(u.split.phones.get(i) or f"recipient {i}" for i in ids[:shown])
+        return some + (f" and {len(ids) - shown:,} more" if len(ids) > shown else "")
+
+    lines = []
+    if u.safe:
+        lines.append(
+            f"  safe to retry: {len(u.safe):,} (no event within {hours} of their call: very "
+            f"probably never accepted): {numbers(u.safe)}"
+        )
+    if u.unsafe:
+        lines.append(
+            f"  NOT safe: {len(u.unsafe):,} (called less than {hours} ago, or accepted; their "
+            f"events may still come, run `campaign events ingest` first): {numbers(u.unsafe)}"
+        )
+    return lines
 
 
 # -- the dry-run sample ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import click
 
 from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
-from campaign.cli.render import count, render_sample, say
+from campaign.cli.render import count, render_retry_unknown, render_sample, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
@@ -119,6 +119,7 @@ def send(
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
         table = PriceTable.load(prices) if prices else None
+    _say_no_delivery_events(settings, campaign, options["dry_run"])
     client = ClientSettings(
         profile=settings.profile,
         region=settings.region,
@@ -173,6 +174,7 @@ def _before_sending(
             "twice.",
             settings,
         )
+        _say_unknown_outcomes(settings, campaign)
         _confirm(yes, f"Re-send to {n} unknown recipients?")
         ledger.retry_unknown(campaign.id)
         classes = ledger.parts_classes(campaign.id)
@@ -190,6 +192,21 @@ def _before_sending(
     if not plan.request.dry_run:
         _confirm(yes, "Send now?")
     return work
+
+
+def _say_unknown_outcomes(settings: Settings, campaign: Campaign) -> None:
+    """Before `--retry-unknown` puts them back: which are safe to retry now, which are not."""
+    for line in render_retry_unknown(settings.ledger.unknown_outcomes(campaign)):
+        say(line, settings)
+
+
+def _say_no_delivery_events(settings: Settings, campaign: Campaign, dry_run: bool) -> None:
+    if campaign.configuration_set is None and not dry_run:
+        say(
+            "Note: no configuration set, so AWS sends no delivery events for this campaign "
+            f"(`campaign events setup`, then `campaign edit {campaign.name} --configuration-set`).",
+            settings,
+        )
 
 
 def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:

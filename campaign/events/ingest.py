@@ -29,7 +29,7 @@ from campaign.domain import now
 from campaign.errors import UserError
 from campaign.events.parse import Parsed, parse_body
 from campaign.events.sources import event_files, read_events
-from campaign.ledger.events import RecordOutcome, record_events
+from campaign.ledger.events import RecordOutcome, reconcile_recorded, record_events
 
 FILE_BATCH = 20_000  # events per transaction when reading files
 QUEUE_BATCH = 500  # SQS messages per transaction at most
@@ -128,6 +128,11 @@ class _Recorder:
         self.summary.outcome.add(outcome)
         self.tick()
 
+    def reconcile_recorded(self) -> None:
+        """Before reading: `unknown` recipients whose events are already recorded become `sent`."""
+        with self.engine.begin() as conn:
+            self.summary.outcome.reconciled += reconcile_recorded(conn, now())
+
     def tick(self, force: bool = False) -> None:
         moment = time.monotonic()
         if self.on_progress is None or (not force and moment - self._told < PROGRESS_EVERY_S):
@@ -159,6 +164,7 @@ def ingest_files(
     files = event_files(paths)
     summary = IngestSummary(source=", ".join(str(p) for p in paths), files=len(files))
     recorder = _Recorder(engine, summary, on_progress)
+    recorder.reconcile_recorded()
     batch: list[Parsed] = []
     for path in files:
         for item in read_events(path):
@@ -192,6 +198,7 @@ def ingest_queue(
     recorder = _Recorder(engine, summary, on_progress)
     pipeline = _QueuePipeline(client, queue_url, receivers, until_empty, summary)
     pipeline.check_queue()
+    recorder.reconcile_recorded()
     stop = stop or threading.Event()
     pipeline.start()
     interrupted = False

@@ -10,6 +10,7 @@ types of campaign.domain. The package is split by concern, one module each:
 - claims.py     the send path: the sender lock, runs, claim, settle, recover_orphans, retry_unknown
 - reads.py      what `status`, `estimate`, `report` and the send summary read
 - sql.py        the hand-written batch statements of the hot paths, and every SQLite/PostgreSQL difference
+- events.py     delivery events: recorded by the ingester; the funnel, charges, `unknown` outcomes
 - rows.py       row -> value type conversions shared by more than one concern
 - errors.py     LedgerError and its kinds
 
@@ -29,11 +30,12 @@ from sqlalchemy import Engine
 from campaign.ledger.campaigns import CampaignsMixin
 from campaign.ledger.claims import ClaimsMixin
 from campaign.ledger.errors import CampaignExists, CampaignNotFound, LedgerError, SenderBusy
+from campaign.ledger.events import EventsMixin
 from campaign.ledger.imports import ImportsMixin
 from campaign.ledger.reads import ReadsMixin
 
 
-class Ledger(CampaignsMixin, ImportsMixin, ClaimsMixin, ReadsMixin):
+class Ledger(CampaignsMixin, ImportsMixin, ClaimsMixin, ReadsMixin, EventsMixin):
     """The ledger at `engine` (see campaign.ledger.engine.open_ledger_engine)."""
 
     def __init__(self, engine: Engine) -> None:

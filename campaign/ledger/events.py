@@ -29,12 +29,12 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
-from campaign.domain import RecipientState, aware
+from campaign.domain import Campaign, RecipientState, aware, now
 from campaign.events.parse import (
     DELIVERED,
     OTHER_CAMPAIGN,
@@ -119,7 +119,7 @@ def record_events(
     outcome.aside.update(new_aside)
     outcome.duplicates = duplicate_events + len(rejected) + len(aside) - sum(new_aside.values())
     current = _reconcile(conn, matched, stamp)
-    outcome.reconciled = current.reconciled
+    outcome.reconciled = current.reconciled + _reconcile_stored(conn, outcome.campaign_ids, stamp)
     outcome.delivery_updates, outcome.not_applied = _apply_delivery(conn, matched, current.ids)
     return outcome
 
@@ -319,6 +319,36 @@ def _reconcile(
     return _Current(current, int(result.rowcount))
 
 
+def _reconcile_stored(conn: Connection, campaign_ids: Iterable[int], stamp: Any) -> int:
+    """unknown -> sent for recipients whose events were recorded earlier, while their call was still
+    `sending` (the events overtook the crash's recovery, which made them `unknown` only after): the
+    earliest event's MessageId. One indexed statement per campaign of the batch."""
+    marks = placeholders(conn.dialect.paramstyle, 3)
+    earliest = (
+        "SELECT e.message_id FROM events e WHERE e.recipient_id = recipients.id "
+        "ORDER BY e.event_ts, e.id LIMIT 1"
+    )
+    reconciled = 0
+    for campaign_id in sorted(campaign_ids):
+        result = conn.exec_driver_sql(
+            f"UPDATE recipients SET state = 'sent', message_id = ({earliest}), "
+            f"reason = {marks[0]}, updated_at = {marks[1]} "
+            f"WHERE campaign_id = {marks[2]} AND state = 'unknown' AND message_id IS NULL "
+            "AND EXISTS (SELECT 1 FROM events e WHERE e.recipient_id = recipients.id)",
+            (RECONCILED_REASON, stamp, campaign_id),
+        )
+        reconciled += int(result.rowcount)
+    return reconciled
+
+
+def reconcile_recorded(conn: Connection, received_at: datetime) -> int:
+    """What `_reconcile_stored` does for a batch, for every campaign: run once when an ingest
+    starts, so a recipient whose events came in before the crash's recovery made it `unknown` is
+    reconciled even if no new event of its campaign arrives."""
+    ids = conn.execute(select(campaigns.c.id)).scalars().all()
+    return _reconcile_stored(conn, ids, dialect_of(conn).time(received_at))
+
+
 def _reconcilable(t: _Target) -> bool:
     return (
         t.message_id is None
@@ -510,12 +540,16 @@ class UnknownSplit:
 
     probably_never_accepted: list[int]  # recipient ids
     may_still_be_accepted: list[int]
+    phones: Mapping[int, str | None] = field(default_factory=dict)  # recipient id -> its number
 
 
 def unknown_split(conn: Connection, campaign_id: int, cutoff: datetime) -> UnknownSplit:
     last_call = func.max(attempts.c.started_at).label("last_call")
+    has_event = (
+        select(events.c.id).where(events.c.recipient_id == recipients.c.id).exists().label("ev")
+    )
     rows = conn.execute(
-        select(recipients.c.id, last_call)
+        select(recipients.c.id, last_call, has_event, recipients.c.phone)
         .outerjoin(attempts, attempts.c.recipient_id == recipients.c.id)
         .where(
             recipients.c.campaign_id == campaign_id,
@@ -525,8 +559,96 @@ def unknown_split(conn: Connection, campaign_id: int, cutoff: datetime) -> Unkno
         .order_by(recipients.c.id)
     ).all()
     old: list[int] = []
-    recent: list[int] = []  # also those with no call to date them by: not known to be safe
-    for rid, when in rows:
+    # Also those with no call to date them by, and those with an event recorded (accepted: the next
+    # ingest makes them `sent`): not known to be safe.
+    recent: list[int] = []
+    for rid, when, evidence, _ in rows:
         called = aware(when)
-        (old if called is not None and called < cutoff else recent).append(rid)
-    return UnknownSplit(old, recent)
+        safe = called is not None and called < cutoff and not evidence
+        (old if safe else recent).append(rid)
+    return UnknownSplit(old, recent, {rid: phone for rid, _, _, phone in rows})
+
+
+def has_events(conn: Connection, campaign_id: int) -> bool:
+    """Whether any delivery event of this campaign is recorded (its events reach the ledger)."""
+    found = conn.execute(
+        select(events.c.id).where(events.c.campaign_id == campaign_id).limit(1)
+    ).first()
+    return found is not None
+
+
+# -- the Ledger's methods ---------------------------------------------------------------------------
+
+# AWS reports an accepted message within its TimeToLive (72 h by default, the most it allows); the
+# margin covers the way from AWS to the ledger (SNS, SQS, an ingest that runs now and then).
+DEFAULT_TTL = timedelta(seconds=259_200)
+UNKNOWN_MARGIN = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class UnknownOutcomes:
+    """What the events (or their absence) say about a campaign's `unknown` recipients."""
+
+    split: UnknownSplit
+    window: timedelta  # TimeToLive + margin: after it, no event means very probably never accepted
+    why_none_safe: str | None = None  # why no recipient can be called safe, whatever their age
+
+    @property
+    def safe(self) -> list[int]:
+        return self.split.probably_never_accepted
+
+    @property
+    def unsafe(self) -> list[int]:
+        return self.split.may_still_be_accepted
+
+    @property
+    def total(self) -> int:
+        return len(self.safe) + len(self.unsafe)
+
+
+class EventsMixin:
+    """The Ledger's reads of delivery events (the ingester writes through record_events)."""
+
+    engine: Engine
+
+    def delivery_counts(self, campaign_id: int) -> DeliveryCounts:
+        with self.engine.connect() as conn:
+            return delivery_counts(conn, campaign_id)
+
+    def undelivered_reasons(self, campaign_id: int, limit: int = 5) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            return undelivered_reasons(conn, campaign_id, limit)
+
+    def delivery_timeline(self, recipient_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return timeline(conn, recipient_id)
+
+    def events_aside_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return aside_counts(conn)
+
+    def unknown_outcomes(self, campaign: Campaign, at: datetime | None = None) -> UnknownOutcomes:
+        """The campaign's `unknown` recipients split into very probably never accepted (called
+        longer than TimeToLive + margin ago, no event since: safe to retry) and the others. None is
+        safe when no event can come (no configuration set) or none of the campaign's has come."""
+        window = (timedelta(seconds=campaign.ttl) if campaign.ttl else DEFAULT_TTL) + UNKNOWN_MARGIN
+        with self.engine.connect() as conn:
+            split = unknown_split(conn, campaign.id, (at or now()) - window)
+            if not split.probably_never_accepted:
+                return UnknownOutcomes(split, window)
+            why = None
+            if has_events(conn, campaign.id):
+                pass  # its events reach the ledger: the silence about the others means something
+            elif not campaign.configuration_set:
+                why = (
+                    "the campaign has no configuration set, so AWS sends no delivery events for it"
+                )
+            else:
+                why = (
+                    "no delivery event of this campaign is recorded yet "
+                    "(run `campaign events ingest`)"
+                )
+        if why is None:
+            return UnknownOutcomes(split, window)
+        everyone = sorted(split.probably_never_accepted + split.may_still_be_accepted)
+        return UnknownOutcomes(UnknownSplit([], everyone, split.phones), window, why)

@@ -14,6 +14,7 @@ from typing import Any
 
 from campaign.domain import ALL_STATES, RecipientState, RunInfo, sender_alive
 from campaign.ledger import Ledger
+from campaign.ledger.events import DeliveryCounts, UnknownOutcomes
 from campaign.pricing import PriceTable, classes_cost
 
 RATE_WINDOW_SECONDS = 10.0
@@ -42,6 +43,32 @@ class Spend:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """What delivery events say: the funnel of the sent recipients, what AWS charged, the top
+    undelivered reasons, and which `unknown` recipients were very probably never accepted."""
+
+    configuration_set: str | None  # None: AWS sends no events for this campaign
+    counts: DeliveryCounts
+    reasons: list[tuple[str, int]]  # most frequent first
+    unknown: UnknownOutcomes
+
+    def to_json(self) -> dict[str, Any]:
+        c, u = self.counts, self.unknown
+        return {
+            "delivery": c.as_dict(),
+            "charged": round(c.charged, 6),
+            "charged_recipients": c.charged_recipients,
+            "undelivered_reasons": [{"reason": r, "recipients": n} for r, n in self.reasons],
+            "unknown_outcomes": {
+                "probably_never_accepted": len(u.safe),
+                "may_still_be_accepted": len(u.unsafe),
+                "after_hours": round(u.window.total_seconds() / 3600, 2),
+                "why_none_safe": u.why_none_safe,
+            },
+        }
+
+
+@dataclass(frozen=True)
 class CampaignStatus:
     campaign: str
     origination_identity: str
@@ -57,6 +84,7 @@ class CampaignStatus:
     # The last run recorded no end and no sender is alive (campaign.domain.sender_alive): it was
     # killed or crashed mid-send.
     last_run_crashed: bool = False
+    delivery: Delivery | None = None  # from delivery events
 
     @property
     def recipients(self) -> int:
@@ -108,6 +136,8 @@ class CampaignStatus:
             if last
             else None
         )
+        if self.delivery is not None:
+            info.update(self.delivery.to_json())  # SPEC: "delivery" and the charged spend
         return info
 
 
@@ -141,6 +171,12 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         spend=_spend(ledger, campaign.id, prices) if prices is not None else None,
         last_run=last_run,
         last_run_crashed=last_run is not None and last_run.ended_at is None and live is None,
+        delivery=Delivery(
+            configuration_set=campaign.configuration_set,
+            counts=ledger.delivery_counts(campaign.id),
+            reasons=ledger.undelivered_reasons(campaign.id, limit=5),
+            unknown=ledger.unknown_outcomes(campaign),
+        ),
     )
 
 

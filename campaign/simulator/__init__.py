@@ -5,6 +5,8 @@
 - validation.py  request validation against the service's limits, independent of campaign.options
 - account.py     the account model: identities, token buckets, opt-out list, faults, accepted log
 - errors.py      ApiError, the refusal every layer raises and the server puts on the wire
+- configsets.py  configuration sets and their event destinations (enough for `events setup`)
+- events.py      the delivery events of accepted messages, to SNS topics and/or a JSON Lines file
 
 Import from here: `from campaign.simulator import Simulator, SimulatorConfig`.
 """

@@ -6,9 +6,11 @@ and the log of accepted messages (in memory and, optionally, JSON Lines on disk)
 take requests already checked by campaign.simulator.validation and return plain results or raise
 ApiError; the HTTP layer (server.py) knows nothing of this state.
 
-Room to grow: delivery events are built from the accepted records (each carries the `event` its
-destination would produce), and opt-out operations (PutOptedOutNumber, ...) change `_opted_out`
-through `opt_out`.
+Delivery events: each accepted message (its record carries the `event` its destination would
+produce) goes to the event emitter (campaign.simulator.events) with the SNS destinations of its
+configuration set (campaign.simulator.configsets), as at AWS, plus the file or topic the simulator
+was told to send every message's events to. Room to grow: opt-out operations (PutOptedOutNumber,
+...) change `_opted_out` through `opt_out`.
 """
 
 from __future__ import annotations
@@ -37,8 +39,16 @@ from campaign.simulator.config import (
     SimulatorConfig,
     load_numbers,
 )
+from campaign.simulator.configsets import ConfigurationSets
 from campaign.simulator.errors import ApiError, validation_error
-from campaign.simulator.events import DEFAULT_PRICE_PER_PART
+from campaign.simulator.events import (
+    DEFAULT_PRICE_PER_PART,
+    ErrorCallback,
+    EventEmitter,
+    EventSettings,
+    JsonLinesSink,
+    TopicRoute,
+)
 from campaign.simulator.validation import (
     PHONE_PATTERN,
     SendRequest,
@@ -69,6 +79,7 @@ class SimulatorStats:
     rejected: int = 0  # 4xx answers other than throttling
     dropped: int = 0
     timed_out: int = 0
+    events_emitted: int = 0  # delivery events released to their sinks
     operations: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def as_dict(self) -> dict[str, Any]:
@@ -164,6 +175,14 @@ _PHONE_NUMBER_FILTERS: Mapping[str, Callable[[Mapping[str, Any]], set[str]]] = {
 }
 
 
+def event_settings(config: SimulatorConfig) -> EventSettings:
+    """The events' settings; their prices are the account's (`price_per_part`) unless given."""
+    settings = config.events
+    if not settings.price_per_part and config.price_per_part:
+        return dataclasses.replace(settings, price_per_part=dict(config.price_per_part))
+    return settings
+
+
 class Account:
     """The account's state and operations; thread-safe (one lock for the state, one for the log)."""
 
@@ -188,6 +207,10 @@ class Account:
             self._by_name[identity.resource_id] = identity
             self._by_name[identity.arn(config.region, config.account_id)] = identity
         self._log: IO[str] | None = None
+        self._configuration_sets = ConfigurationSets(
+            config.region, config.account_id, config.configuration_sets
+        )
+        self._events: EventEmitter | None = None
 
     # --- the accepted log on disk --------------------------------------------------------
 
@@ -210,6 +233,48 @@ class Account:
             if self._log is not None:
                 self._log.write(line)
                 self._log.flush()  # a killed run still leaves every accepted message on disk
+
+    # --- delivery events ------------------------------------------------------------------
+
+    def start_events(self, on_error: ErrorCallback | None = None) -> None:
+        config = self._config
+        sinks = [JsonLinesSink(config.events_file)] if config.events_file is not None else []
+        self._events = EventEmitter(
+            sinks, event_settings(config), seed=config.seed, on_error=on_error
+        )
+
+    def stop_events(self, flush: bool = True) -> None:
+        events, self._events = self._events, None
+        if events is not None:
+            events.close(flush=flush)
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Release every event planned so far, due or not (tests, rehearsals that end)."""
+        return self._events.flush(timeout) if self._events is not None else True
+
+    def _emit(self, record: Mapping[str, Any]) -> None:
+        events = self._events
+        if events is None or record["dry_run"]:
+            return
+        routes = self._configuration_sets.sns_routes(record["configuration_set"])
+        topic = self._config.events_topic_arn
+        if topic is not None and topic not in {r.topic_arn for r in routes}:
+            routes.append(TopicRoute(topic))
+        events.accepted(record, routes)
+
+    # --- configuration sets -----------------------------------------------------------------
+
+    def create_configuration_set(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._configuration_sets.create(request)
+
+    def describe_configuration_sets(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._configuration_sets.describe(request)
+
+    def create_event_destination(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._configuration_sets.create_event_destination(request)
+
+    def update_event_destination(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._configuration_sets.update_event_destination(request)
 
     # --- inspection and control ----------------------------------------------------------
 
@@ -235,6 +300,7 @@ class Account:
                 rejected=c["rejected"],
                 dropped=c["dropped"],
                 timed_out=c["timed_out"],
+                events_emitted=self._events.emitted if self._events is not None else 0,
                 operations=MappingProxyType(dict(self._operations)),
             )
 
@@ -244,10 +310,14 @@ class Account:
         if unknown:
             raise TypeError(f"cannot change at run time: {', '.join(sorted(unknown))}")
         with self._lock:
-            new = dataclasses.replace(self._config, **changes)
-            if new.mps != self._config.mps or new.dry_run_mps != self._config.dry_run_mps:
+            old, new = self._config, dataclasses.replace(self._config, **changes)
+            if new.mps != old.mps or new.dry_run_mps != old.dry_run_mps:
                 self._buckets.clear()  # new rates: start from a full bucket at the new rate
             self._config = new
+        if new.configuration_sets != old.configuration_sets:
+            self._configuration_sets.sync(old.configuration_sets, new.configuration_sets)
+        if self._events is not None:
+            self._events.settings = event_settings(new)
 
     def opt_out(self, number: str) -> None:
         with self._lock:
@@ -291,6 +361,7 @@ class Account:
         with self._lock:
             record, acceptance = self._accept_locked(request, identity, country)
         self._write_log(record)
+        self._emit(record)  # accepted is accepted, even if the answer is then lost
         return acceptance
 
     def _resolve_identity(self, request: SendRequest, country: str | None) -> str:
@@ -327,9 +398,9 @@ class Account:
     ) -> None:
         """The configuration set, then per-destination refusals: configured ones, opt-outs."""
         destination = request.destination
-        # A configuration set may be named or given by ARN (".../configuration-set/NAME").
-        set_name = (request.configuration_set or "").rsplit(":configuration-set/", 1)[-1]
-        if request.configuration_set is not None and set_name not in config.configuration_sets:
+        if request.configuration_set is not None and not self._configuration_sets.exists(
+            request.configuration_set
+        ):
             raise ApiError(
                 "ResourceNotFoundException",
                 f"configuration set {request.configuration_set} not found",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 from campaign.simulator.errors import SEND_EXCEPTIONS
+from campaign.simulator.events import EventSettings
 from campaign.simulator.validation import MESSAGE_TYPES
 
 SENDER_ID = "SENDER_ID"  # our NumberType stand-in for alphanumeric sender ids
@@ -81,9 +83,13 @@ RUNTIME_SETTINGS = frozenset(
         "price_per_part",
         "accept_any_identity",
         "configuration_sets",
+        "events",
         "verbose",
     }
 )
+
+
+_SNS_TOPIC_ARN = re.compile(r"arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 
 
 def is_loopback(host: str) -> bool:
@@ -107,7 +113,12 @@ class SimulatorConfig:
     jitter_ms: float = 0  # uniform 0..jitter_ms added to latency_ms
     identities: tuple[SimulatedIdentity, ...] = DEFAULT_IDENTITIES
     accept_any_identity: bool = False
+    # The account's configuration sets at start (more come from CreateConfigurationSet). A message
+    # sent with one produces delivery events for its SNS event destinations, as at AWS.
     configuration_sets: frozenset[str] = frozenset({"default"})
+    events: EventSettings = field(default_factory=EventSettings)  # shares, delays, prices
+    events_file: Path | None = None  # every accepted message's events, configuration set or not
+    events_topic_arn: str | None = None  # likewise, published to this SNS topic
     opted_out: frozenset[str] = frozenset()
     opt_out_file: Path | None = None  # more opted-out numbers, one per line
     opt_out_list_name: str = "Default"
@@ -141,6 +152,10 @@ class SimulatorConfig:
             raise ValueError("mps and dry_run_mps must be positive")
         if self.latency_ms < 0 or self.jitter_ms < 0 or self.timeout_delay_s < 0:
             raise ValueError("latency_ms, jitter_ms and timeout_delay_s must not be negative")
+        if self.events_topic_arn is not None and not _SNS_TOPIC_ARN.fullmatch(
+            self.events_topic_arn
+        ):
+            raise ValueError(f"not an SNS topic ARN: {self.events_topic_arn!r}")
         self._check_faults()
 
     def _check_faults(self) -> None:

@@ -9,7 +9,9 @@ stay true (they are what an ingester must order by), only the arrival changes.
 `plan_events` is pure (a record and a random generator in, events with their arrival delays out);
 `EventEmitter` releases them when due to sinks: a JSON Lines file and/or an SNS topic (whether SQS
 then sees the SNS envelope or the raw event is the subscription's business: RawMessageDelivery).
-The simulator's accept path and CLI options are wired to it separately.
+The account (campaign.simulator.account) hands it each accepted message with the SNS topics of its
+configuration set (campaign.simulator.configsets); `campaign simulator` adds a file or a topic for
+every message.
 """
 
 from __future__ import annotations
@@ -220,9 +222,39 @@ class SnsSink:
 # -- the emitter ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TopicRoute:
+    """An SNS topic a message's events go to (an event destination of its configuration set), for
+    the event types it matches (`TEXT_ALL`, `ALL` or single types)."""
+
+    topic_arn: str
+    event_types: frozenset[str] = frozenset({"ALL"})
+
+    def takes(self, event_type: str) -> bool:
+        channel = event_type.split("_", 1)[0]
+        types = self.event_types
+        return "ALL" in types or f"{channel}_ALL" in types or event_type in types
+
+
+def sns_topic_sink(topic_arn: str) -> SnsSink:
+    """A sink publishing to `topic_arn` through an SNS client made like the tool's own
+    (`AWS_ENDPOINT_URL_SNS` reaches a local moto server); the region is the topic's."""
+    from campaign.aws.sqs import make_client  # boto3 only once a message has an SNS destination
+
+    parts = topic_arn.split(":")
+    region = parts[3] if len(parts) > 5 and parts[3] else None
+    return SnsSink(make_client("sns", region=region), topic_arn)
+
+
+ErrorCallback = Callable[[str, BaseException], None]
+
+
 class EventEmitter:
     """Plans the events of each accepted message and releases them to the sinks when due, from a
-    thread of its own (the simulator's request threads never wait for a sink)."""
+    thread of its own (the simulator's request threads never wait for a sink).
+
+    `sinks` get every event; `accepted(record, routes)` adds SNS topics for one message's events
+    (its configuration set's destinations), each made once by `topic_sink`."""
 
     def __init__(
         self,
@@ -232,30 +264,55 @@ class EventEmitter:
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        topic_sink: Callable[[str], EventSink] = sns_topic_sink,
+        on_error: ErrorCallback | None = None,
     ) -> None:
         self.sinks = list(sinks)
         self.settings = settings or EventSettings()
         self._rng = random.Random(seed)
         self._clock = clock
         self._wall_ms = wall_ms
-        self._heap: list[tuple[float, int, dict[str, Any]]] = []
+        self._topic_sink = topic_sink
+        self._topic_sinks: dict[str, EventSink] = {}
+        self._on_error = on_error
+        self._reported: set[tuple[str, str]] = set()
+        self._heap: list[tuple[float, int, dict[str, Any], tuple[str, ...]]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._closing = False
+        self._flushing = False
+        self.planned = 0
         self.emitted = 0
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="simulator-events", daemon=True)
         self._thread.start()
 
-    def accepted(self, record: Mapping[str, Any]) -> None:
-        """Call once per accepted message (the simulator's record of it)."""
+    def accepted(self, record: Mapping[str, Any], routes: Sequence[TopicRoute] = ()) -> None:
+        """Call once per accepted message (the simulator's record of it), with the SNS topics its
+        configuration set sends events to. With no sink and no route, nothing is planned."""
+        if not self.sinks and not routes:
+            return
         start = self._clock()
         with self._cond:
             planned = plan_events(record, self.settings, self._rng, self._wall_ms())
             for p in planned:
-                heapq.heappush(self._heap, (start + p.arrives_after_s, next(self._seq), p.event))
+                topics = tuple(r.topic_arn for r in routes if r.takes(p.event["eventType"]))
+                if not self.sinks and not topics:
+                    continue
+                heapq.heappush(
+                    self._heap, (start + p.arrives_after_s, next(self._seq), p.event, topics)
+                )
+                self.planned += 1
             if planned:
-                self._cond.notify()
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Release everything planned so far now, due or not; True once it is out."""
+        with self._cond:
+            target = self.planned
+            self._flushing = True
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: self.emitted >= target, timeout)
 
     def close(self, flush: bool = True) -> None:
         """Stop; with `flush`, everything planned is released at once, due or not."""
@@ -263,31 +320,63 @@ class EventEmitter:
             self._closing = True
             if not flush:
                 self._heap.clear()
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout=30)
-        for sink in self.sinks:
+        for sink in [*self.sinks, *self._topic_sinks.values()]:
             sink.close()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closing and (not self._heap or self._heap[0][0] > self._clock()):
+                while (
+                    not self._closing
+                    and not self._flushing
+                    and (not self._heap or self._heap[0][0] > self._clock())
+                ):
                     timeout = self._heap[0][0] - self._clock() if self._heap else None
                     self._cond.wait(timeout)
-                due_by = float("inf") if self._closing else self._clock()
+                everything = self._closing or self._flushing
+                due_by = float("inf") if everything else self._clock()
                 ready = []
                 while self._heap and self._heap[0][0] <= due_by:
-                    ready.append(heapq.heappop(self._heap)[2])
+                    _, _, event, topics = heapq.heappop(self._heap)
+                    ready.append((event, topics))
+                self._flushing = False
                 closing = self._closing
             if ready:
                 self._release(ready)
+            with self._cond:
+                self.emitted += len(ready)
+                self._cond.notify_all()
             if closing:
                 return
 
-    def _release(self, events: list[dict[str, Any]]) -> None:
+    def _release(self, ready: list[tuple[dict[str, Any], tuple[str, ...]]]) -> None:
+        events = [event for event, _ in ready]
         for sink in self.sinks:
-            try:
-                sink.write(events)
-            except Exception as exc:  # a sink that fails must not stop the simulator
-                self.errors.append(exc)
-        self.emitted += len(events)
+            self._write(sink, events, "events file")
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for event, topics in ready:
+            for topic in topics:
+                by_topic.setdefault(topic, []).append(event)
+        for topic, topic_events in by_topic.items():
+            if topic not in self._topic_sinks:
+                try:
+                    self._topic_sinks[topic] = self._topic_sink(topic)
+                except Exception as exc:  # e.g. no SNS endpoint or credentials: say it, go on
+                    self._error(f"SNS topic {topic}", exc)
+                    continue
+            self._write(self._topic_sinks[topic], topic_events, f"SNS topic {topic}")
+
+    def _write(self, sink: EventSink, events: list[dict[str, Any]], where: str) -> None:
+        try:
+            sink.write(events)
+        except Exception as exc:  # a sink that fails must not stop the simulator
+            self._error(where, exc)
+
+    def _error(self, where: str, exc: BaseException) -> None:
+        self.errors.append(exc)
+        key = (where, type(exc).__name__)
+        if self._on_error is not None and key not in self._reported:
+            self._reported.add(key)  # once per sink and kind of error, not once per event
+            self._on_error(where, exc)

@@ -10,7 +10,8 @@ This module routes each operation to the account model (account.py) after valida
 delivery faults that only the transport can (a dropped connection, an answer that never comes in
 time). `Simulator` is the object tests hold; `run_simulator` serves until SIGINT/SIGTERM.
 
-Nothing is ever delivered: accepted messages go to memory and, optionally, a JSON Lines log.
+Nothing is ever delivered: accepted messages go to memory and, optionally, a JSON Lines log; their
+delivery events go where the account sends them (account.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any, cast
 from campaign.simulator.account import Account, SimulatorStats
 from campaign.simulator.config import SimulatorConfig, is_loopback
 from campaign.simulator.errors import ApiError, validation_error
+from campaign.simulator.events import ErrorCallback
 from campaign.simulator.validation import parse_send_request
 
 TARGET_PREFIX = "PinpointSMSVoiceV2."
@@ -82,7 +84,9 @@ def _decode(raw: bytes) -> dict[str, Any]:
 class Simulator:
     """The simulated service: the account model behind an HTTP server on loopback."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(
+        self, config: SimulatorConfig, *, on_event_error: ErrorCallback | None = None
+    ) -> None:
         if not is_loopback(config.host):  # also checked by the config; never serve the network
             raise ValueError(f"the simulator binds to loopback only, not {config.host!r}")
         self._account = Account(config)
@@ -92,11 +96,25 @@ class Simulator:
         self._url: str | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._on_event_error = on_event_error or _print_event_error
         # X-Amz-Target operation -> handler; a new operation is one more entry.
         self._operations: Mapping[str, Callable[[dict[str, Any], str], Reply]] = {
             "SendTextMessage": self._send_text_message,
             "DescribePhoneNumbers": self._describe_phone_numbers,
             "DescribeOptedOutNumbers": self._describe_opted_out_numbers,
+            # Enough of the configuration sets for `campaign events setup` (configsets.py).
+            "CreateConfigurationSet": self._account_operation(
+                self._account.create_configuration_set
+            ),
+            "DescribeConfigurationSets": self._account_operation(
+                self._account.describe_configuration_sets
+            ),
+            "CreateEventDestination": self._account_operation(
+                self._account.create_event_destination
+            ),
+            "UpdateEventDestination": self._account_operation(
+                self._account.update_event_destination
+            ),
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -110,6 +128,7 @@ class Simulator:
         host, port = str(self._server.server_address[0]), int(self._server.server_address[1])
         self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         self._account.open_log()
+        self._account.start_events(self._on_event_error)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -143,6 +162,7 @@ class Simulator:
             self._thread.join(timeout=5)
             self._thread = None
         self._account.close_log()
+        self._account.stop_events(flush=True)  # what is planned goes out, due or not
 
     def __enter__(self) -> Simulator:
         return self.start() if self._url is None else self
@@ -169,6 +189,10 @@ class Simulator:
 
     def opt_out(self, number: str) -> None:
         self._account.opt_out(number)
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Release every delivery event planned so far, without waiting for its delay."""
+        return self._account.flush_events(timeout)
 
     def opted_out(self) -> frozenset[str]:
         return self._account.opted_out()
@@ -225,11 +249,23 @@ class Simulator:
             drop=accepted.drop,
         )
 
+    @staticmethod
+    def _account_operation(
+        operation: Callable[[dict[str, Any]], Mapping[str, Any]],
+    ) -> Callable[[dict[str, Any], str], Reply]:
+        """An operation whose answer is the account's result as is."""
+        return lambda request, request_id: Reply(200, operation(request), request_id)
+
     def _describe_phone_numbers(self, request: dict[str, Any], request_id: str) -> Reply:
         return Reply(200, self._account.describe_phone_numbers(request), request_id)
 
     def _describe_opted_out_numbers(self, request: dict[str, Any], request_id: str) -> Reply:
         return Reply(200, self._account.describe_opted_out_numbers(request), request_id)
+
+
+def _print_event_error(where: str, error: BaseException) -> None:
+    # Once per sink and kind of error (the emitter dedupes): the simulator keeps serving.
+    print(f"simulator: delivery events to {where} failed: {error}", file=sys.stderr, flush=True)
 
 
 class _Server(ThreadingHTTPServer):

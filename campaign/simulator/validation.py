@@ -309,3 +309,104 @@ def filters(request: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, set
             raise validation_error("INVALID_FILTER_VALUES", [("Filters", "Values are not valid")])
         result.setdefault(item["Name"], set()).update(values)
     return result
+
+
+# --- configuration sets and event destinations ----------------------------------------------
+
+CONFIGURATION_SET_NAME = re.compile(r"[A-Za-z0-9_-]+")  # CreateConfigurationSet: 1-64
+EVENT_DESTINATION_NAME = re.compile(r"[A-Za-z0-9_-]+")  # 1-64
+ARN_PATTERN = re.compile(r"arn:\S+")
+# The service's EventType enum grows (RCS_*, MEDIA_* came later): a shape check, not a frozen list.
+EVENT_TYPE = re.compile(r"ALL|(?:TEXT|VOICE|MEDIA|RCS)_[A-Z_]+")
+MAX_EVENT_TYPES = 52
+MAX_CONFIGURATION_SET_NAMES = 5
+DESTINATION_KINDS = ("CloudWatchLogsDestination", "KinesisFirehoseDestination", "SnsDestination")
+# The members each kind of destination requires (all ARNs).
+DESTINATION_MEMBERS = {
+    "CloudWatchLogsDestination": ("IamRoleArn", "LogGroupArn"),
+    "KinesisFirehoseDestination": ("IamRoleArn", "DeliveryStreamArn"),
+    "SnsDestination": ("TopicArn",),
+}
+
+
+def required_name(
+    request: Mapping[str, Any], name: str, pattern: re.Pattern[str], max_len: int
+) -> str:
+    """A required string member checked against its pattern and length."""
+    value = request.get(name)
+    if value is None:
+        raise validation_error("MISSING_PARAMETER", [(name, "is required")])
+    problems: Problems = []
+    if not isinstance(value, str):
+        problems.append((name, "must be a string"))
+    else:
+        _check(problems, name, value, pattern, max_len)
+    if problems:
+        raise validation_error("INVALID_PARAMETER", problems)
+    return cast(str, value)
+
+
+def matching_event_types(request: Mapping[str, Any], required: bool) -> tuple[str, ...] | None:
+    types = request.get("MatchingEventTypes")
+    if types is None:
+        if required:
+            raise validation_error("MISSING_PARAMETER", [("MatchingEventTypes", "is required")])
+        return None
+    if (
+        not isinstance(types, list)
+        or not 1 <= len(types) <= MAX_EVENT_TYPES
+        or not all(isinstance(t, str) and EVENT_TYPE.fullmatch(t) for t in types)
+    ):
+        raise validation_error(
+            "INVALID_PARAMETER",
+            [("MatchingEventTypes", f"1-{MAX_EVENT_TYPES} event types such as TEXT_ALL")],
+        )
+    return tuple(dict.fromkeys(types))
+
+
+def event_destination_target(
+    request: Mapping[str, Any], required: bool
+) -> tuple[str, dict[str, str]] | None:
+    """The one destination of CreateEventDestination/UpdateEventDestination: (kind, members)."""
+    given = [kind for kind in DESTINATION_KINDS if request.get(kind) is not None]
+    if not given and not required:
+        return None
+    if len(given) != 1:
+        raise validation_error(
+            "PARAMETERS_CANNOT_BE_USED_TOGETHER" if given else "MISSING_PARAMETER",
+            [("EventDestination", f"exactly one of {', '.join(DESTINATION_KINDS)}")],
+        )
+    kind = given[0]
+    members = request[kind]
+    if not isinstance(members, dict):
+        raise validation_error("INVALID_PARAMETER", [(kind, "must be a structure")])
+    problems: Problems = []
+    for member in DESTINATION_MEMBERS[kind]:
+        value = members.get(member)
+        if not isinstance(value, str):
+            problems.append((f"{kind}.{member}", "is required"))
+            continue
+        _check(problems, f"{kind}.{member}", value, ARN_PATTERN, 2048, min_len=20)
+    if problems:
+        raise validation_error("INVALID_ARN", problems)
+    return kind, {m: members[m] for m in DESTINATION_MEMBERS[kind]}
+
+
+def configuration_set_names(request: Mapping[str, Any]) -> list[str] | None:
+    """DescribeConfigurationSets' ConfigurationSetNames (names or ARNs; None or empty: all)."""
+    names = request.get("ConfigurationSetNames")
+    if not names:
+        return None
+    if (
+        not isinstance(names, list)
+        or len(names) > MAX_CONFIGURATION_SET_NAMES
+        or not all(
+            isinstance(n, str) and 1 <= len(n) <= 256 and RESOURCE_NAME_PATTERN.fullmatch(n)
+            for n in names
+        )
+    ):
+        raise validation_error(
+            "INVALID_PARAMETER",
+            [("ConfigurationSetNames", f"at most {MAX_CONFIGURATION_SET_NAMES} names or ARNs")],
+        )
+    return names

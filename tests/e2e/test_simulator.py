@@ -413,6 +413,106 @@ def test_unknown_configuration_set(start: Callable[..., Simulator]) -> None:
     )
 
 
+TOPIC = "arn:aws:sns:us-east-1:123456789012:sms-events"
+
+
+def test_configuration_sets_are_created_and_described(start: Callable[..., Simulator]) -> None:
+    sim = start()  # the account starts with `default`
+    client = make_client(sim)
+    made = client.create_configuration_set(ConfigurationSetName="marketing")
+    assert made["ConfigurationSetArn"] == (
+        "arn:aws:sms-voice:us-east-1:111122223333:configuration-set/marketing"
+    )
+    with pytest.raises(client.exceptions.ConflictException) as conflict:
+        client.create_configuration_set(ConfigurationSetName="marketing")
+    assert conflict.value.response["Reason"] == "RESOURCE_ALREADY_EXISTS"
+    names = [
+        s["ConfigurationSetName"] for s in client.describe_configuration_sets()["ConfigurationSets"]
+    ]
+    assert names == ["default", "marketing"]
+    [info] = client.describe_configuration_sets(
+        ConfigurationSetNames=[made["ConfigurationSetArn"]]
+    )["ConfigurationSets"]
+    assert (info["ConfigurationSetName"], info["EventDestinations"]) == ("marketing", [])
+    assert info["CreatedTimestamp"].year >= 2024  # a timestamp botocore parsed
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as missing:
+        client.describe_configuration_sets(ConfigurationSetNames=["nope"])
+    assert missing.value.response["ResourceType"] == "configuration-set"
+    send(client, ConfigurationSetName="marketing")  # a set made at run time can be sent with
+    with pytest.raises(client.exceptions.ValidationException):
+        client.create_configuration_set(ConfigurationSetName="has space")
+
+
+def test_event_destinations_are_created_updated_and_checked(
+    start: Callable[..., Simulator],
+) -> None:
+    sim = start()
+    client = make_client(sim)
+    made = client.create_event_destination(
+        ConfigurationSetName="default",
+        EventDestinationName="events",
+        MatchingEventTypes=["TEXT_ALL"],
+        SnsDestination={"TopicArn": TOPIC},
+    )
+    assert made["EventDestination"] == {
+        "EventDestinationName": "events",
+        "Enabled": True,
+        "MatchingEventTypes": ["TEXT_ALL"],
+        "SnsDestination": {"TopicArn": TOPIC},
+    }
+    with pytest.raises(client.exceptions.ConflictException):
+        client.create_event_destination(
+            ConfigurationSetName="default",
+            EventDestinationName="events",
+            MatchingEventTypes=["TEXT_ALL"],
+            SnsDestination={"TopicArn": TOPIC},
+        )
+    other = TOPIC + "-2"
+    client.update_event_destination(
+        ConfigurationSetName="default",
+        EventDestinationName="events",
+        Enabled=False,
+        SnsDestination={"TopicArn": other},
+    )
+    filtered = client.describe_configuration_sets(
+        Filters=[{"Name": "event-destination-name", "Values": ["events"]}]
+    )["ConfigurationSets"]
+    [destination] = filtered[0]["EventDestinations"]
+    assert (destination["Enabled"], destination["SnsDestination"]["TopicArn"]) == (False, other)
+    refusals: dict[str, dict[str, Any]] = {
+        "no destination": {},
+        "two destinations": {
+            "SnsDestination": {"TopicArn": TOPIC},
+            "KinesisFirehoseDestination": {
+                "IamRoleArn": "arn:aws:iam::123456789012:role/r",
+                "DeliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/d",
+            },
+        },
+        "not an ARN": {"SnsDestination": {"TopicArn": "sms-events-topic-name"}},
+        "unknown event type": {
+            "SnsDestination": {"TopicArn": TOPIC},
+            "MatchingEventTypes": ["TEXT_EVERYTHING!"],
+        },
+    }
+    for what, fields in refusals.items():
+        request = {
+            "ConfigurationSetName": "default",
+            "EventDestinationName": "other",
+            "MatchingEventTypes": ["TEXT_ALL"],
+            **fields,
+        }
+        with pytest.raises(client.exceptions.ValidationException):
+            client.create_event_destination(**request)
+            pytest.fail(what)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.create_event_destination(
+            ConfigurationSetName="missing",
+            EventDestinationName="events",
+            MatchingEventTypes=["TEXT_ALL"],
+            SnsDestination={"TopicArn": TOPIC},
+        )
+
+
 def test_no_identity_picks_one_for_the_destination_country(start: Callable[..., Simulator]) -> None:
     sim = start()
     client = make_client(sim)

@@ -201,6 +201,34 @@ def test_a_call_still_in_flight_gets_its_delivery(
     assert deliveries(isolated_env)[r.id][:3] == ("sending", None, "delivered")
 
 
+def test_events_recorded_while_sending_reconcile_the_recipient_once_it_is_unknown(
+    run: Cli, tmp_path: Path, isolated_env: Path
+) -> None:
+    from campaign.ledger.events import reconcile_recorded
+
+    # The events overtook the crash's recovery: recorded while the claim was still `sending`.
+    [early, other, third] = make_campaign(run, tmp_path, isolated_env, 3, state="sending")
+    record(isolated_env, event(early, D, T, message_id="aws-early"))
+    record(isolated_env, event(third, D, T, message_id="aws-third"))
+    engine = make_engine(f"sqlite:///{isolated_env}")
+    with engine.begin() as conn:  # what the next sender's recover_orphans does
+        conn.exec_driver_sql("UPDATE recipients SET state = 'unknown'")
+    # Any later batch of the campaign reconciles them from what is recorded...
+    assert record(isolated_env, event(other, D, T, message_id="aws-other")).reconciled == 3
+    rows = deliveries(isolated_env)
+    assert rows[early.id][:3] == ("sent", "aws-early", "delivered")
+    assert rows[third.id][:3] == ("sent", "aws-third", "delivered")
+    # ... and so does the start of every ingest, with no new event at all.
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE recipients SET state = 'unknown', message_id = NULL WHERE id = ?", (early.id,)
+        )
+    with engine.begin() as conn:
+        assert reconcile_recorded(conn, datetime.now(UTC)) == 1
+        assert reconcile_recorded(conn, datetime.now(UTC)) == 0
+    assert deliveries(isolated_env)[early.id][:2] == ("sent", "aws-early")
+
+
 def test_funnel_charges_and_reasons(run: Cli, tmp_path: Path, isolated_env: Path) -> None:
     rs = make_campaign(run, tmp_path, isolated_env, 6)
     record(

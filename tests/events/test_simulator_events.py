@@ -163,3 +163,222 @@ def test_send_then_events_through_sns_and_sqs_give_every_message_its_delivery(
     assert set(by_message) == {r["message_id"] for r in accepted}  # each one matched
     assert all(row[2] in ("delivered", "undelivered") for row in rows.values())
     assert funnel["charged"] == pytest.approx(sum(row[4] for row in rows.values()))
+
+
+# -- the simulator's routing: configuration sets, the events file, a topic for every message -------
+
+
+def sms_client(sim: Simulator) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "pinpoint-sms-voice-v2",
+        endpoint_url=sim.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def queued_events(moto: Moto, queue_url: str) -> list[dict[str, Any]]:
+    """Every event on the queue (SNS envelopes unwrapped), read and deleted."""
+    sqs = moto.client("sqs")
+    found: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not messages:
+            return found
+        for m in messages:
+            parsed = parse_body(m["Body"])
+            assert isinstance(parsed, DeliveryEvent), parsed
+            found.append(json.loads(json.loads(m["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_events_go_to_the_sns_destination_of_the_configuration_set(
+    moto: Moto, tmp_path: Path
+) -> None:
+    from campaign.simulator import SimulatorConfig
+
+    topic_arn, queue_url = moto.topic_to_queue(raw=False)
+    other_topic, other_queue = moto.topic_to_queue(raw=False)
+    events_file = tmp_path / "all-events.jsonl"
+    config = SimulatorConfig(
+        events=EventSettings(undelivered_share=0.0, carrier_delay_s=0, handset_delay_s=0),
+        events_file=events_file,
+        price_per_part={"US": 0.01},
+        seed=1,
+    )
+    with Simulator(config) as sim:
+        client = sms_client(sim)
+        client.create_configuration_set(ConfigurationSetName="tracked")
+        client.create_event_destination(
+            ConfigurationSetName="tracked",
+            EventDestinationName="to-sqs",
+            MatchingEventTypes=["TEXT_ALL"],
+            SnsDestination={"TopicArn": topic_arn},
+        )
+        # Only the final events of `narrow` go to the other topic.
+        client.create_configuration_set(ConfigurationSetName="narrow")
+        client.create_event_destination(
+            ConfigurationSetName="narrow",
+            EventDestinationName="finals",
+            MatchingEventTypes=["TEXT_DELIVERED"],
+            SnsDestination={"TopicArn": other_topic},
+        )
+        message = {"OriginationIdentity": "+12065550100", "MessageBody": "Hello"}
+        tracked = client.send_text_message(
+            DestinationPhoneNumber="+12065550111",
+            ConfigurationSetName="tracked",
+            Context={"campaign": "c1", "recipient": "1"},
+            **message,
+        )["MessageId"]
+        client.send_text_message(DestinationPhoneNumber="+12065550112", **message)  # no set
+        client.send_text_message(
+            DestinationPhoneNumber="+12065550113", ConfigurationSetName="narrow", **message
+        )
+        client.send_text_message(
+            DestinationPhoneNumber="+12065550114", ConfigurationSetName="default", **message
+        )
+        client.send_text_message(
+            DestinationPhoneNumber="+12065550115",
+            DryRun=True,
+            ConfigurationSetName="tracked",
+            **message,
+        )
+        assert sim.flush_events()
+        assert sim.stats().events_emitted == 8  # 4 real messages x 2 events, into the file
+    on_queue = queued_events(moto, queue_url)
+    assert [(e["eventType"], e["messageId"]) for e in on_queue] == [
+        ("TEXT_SUCCESSFUL", tracked),
+        ("TEXT_DELIVERED", tracked),
+    ]
+    assert on_queue[1]["context"] == {"campaign": "c1", "recipient": "1"}
+    assert on_queue[1]["totalMessagePrice"] == 0.01
+    narrow = queued_events(moto, other_queue)
+    assert [(e["eventType"], e["destinationPhoneNumber"]) for e in narrow] == [
+        ("TEXT_DELIVERED", "+12065550113")
+    ]
+    # The file was told to take every message's events, configuration set or not (no dry run).
+    in_file = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert Counter(e["destinationPhoneNumber"] for e in in_file) == {
+        f"+120655501{n}": 2 for n in (11, 12, 13, 14)
+    }
+
+
+def test_a_topic_for_every_message_and_a_failing_sink_does_not_stop_the_simulator(
+    moto: Moto,
+) -> None:
+    from campaign.simulator import SimulatorConfig
+
+    topic_arn, queue_url = moto.topic_to_queue(raw=True)
+    errors: list[str] = []
+    config = SimulatorConfig(
+        events=EventSettings(carrier_delay_s=0, handset_delay_s=0),
+        events_topic_arn=topic_arn,
+    )
+    with Simulator(config, on_event_error=lambda where, exc: errors.append(where)) as sim:
+        client = sms_client(sim)
+        client.create_event_destination(
+            ConfigurationSetName="default",
+            EventDestinationName="gone",
+            MatchingEventTypes=["TEXT_ALL"],
+            SnsDestination={"TopicArn": topic_arn.rsplit(":", 1)[0] + ":no-such-topic"},
+        )
+        for n in range(3):
+            with_set = {"ConfigurationSetName": "default"} if n else {}
+            client.send_text_message(
+                DestinationPhoneNumber=f"+1206555012{n}",
+                OriginationIdentity="+12065550100",
+                MessageBody="Hello",
+                **with_set,
+            )
+        assert sim.flush_events()
+    sqs = moto.client("sqs")
+    bodies = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages"
+    ):
+        bodies += [json.loads(m["Body"]) for m in messages]  # raw: the bare event
+        for m in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    assert len(bodies) == 6  # every message, with a configuration set or not, and only once
+    assert errors == [f"SNS topic {topic_arn.rsplit(':', 1)[0]}:no-such-topic"]  # said once
+
+
+def test_campaign_simulator_event_options(tmp_path: Path, run: Cli) -> None:
+    """The real command: events of every message to --events-file, all undelivered, each one twice,
+    finals first, at the price per part given."""
+    import signal
+
+    from botocore.config import Config
+
+    from tests.helpers import campaign_process
+
+    events_file = tmp_path / "events.jsonl"
+    process = campaign_process(
+        "simulator",
+        "--port",
+        "0",
+        "--events-file",
+        str(events_file),
+        "--undelivered-share",
+        "1",
+        "--duplicate-share",
+        "1",
+        "--reorder-share",
+        "1",
+        "--event-delay-ms",
+        "0",
+        "--price-per-part",
+        "0.02",
+        "--price-per-part",
+        "gb=0.05",
+        "--carrier-fee-per-part",
+        "0",
+        "--seed",
+        "3",
+    )
+    try:
+        assert process.stderr is not None
+        url = process.stderr.readline().split(" on ", 1)[1].split(" ", 1)[0]
+        import boto3
+
+        client = boto3.client(
+            "pinpoint-sms-voice-v2",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        for destination in ("+12065550131", "+447860019066"):
+            client.send_text_message(
+                DestinationPhoneNumber=destination,
+                OriginationIdentity="+12065550100",
+                MessageBody="Hello",
+            )
+        process.send_signal(signal.SIGTERM)  # stopping releases what is planned
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert len(events) == 8  # 2 messages x 2 events, each delivered twice
+    by_destination: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_destination.setdefault(e["destinationPhoneNumber"], []).append(e)
+    undelivered = {t for t, _, _ in UNDELIVERED_TYPES}
+    for destination, arrived in by_destination.items():
+        assert arrived[0]["isFinal"] and arrived[0]["eventType"] in undelivered  # final first
+        assert Counter(e["eventType"] for e in arrived).most_common()[0][1] == 2
+        price = 0.05 if destination.startswith("+44") else 0.02
+        assert {(e["totalMessagePrice"], e["totalCarrierFee"]) for e in arrived} == {(price, 0)}
+
+    bad = run("simulator", "--price-per-part", "US=cheap", code=2)
+    assert "--price-per-part" in bad.stderr
