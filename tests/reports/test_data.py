@@ -66,11 +66,12 @@ def test_funnel_without_delivery_events_says_why() -> None:
     ("exit_code", "cause"),
     [
         (3, PauseCause.CTRL_C),  # interrupted: Ctrl-C or SIGTERM
-        (4, PauseCause.HALTED),  # an account-level error
+        (4, PauseCause.HALTED),  # an account-level error, or --budget reached
         (5, PauseCause.WINDOW),  # --no-wait outside the sending window
         (None, PauseCause.UNKNOWN),  # the run died without a word
-        (0, PauseCause.UNKNOWN),  # it finished; why someone sent again later is not recorded
-        (1, PauseCause.UNKNOWN),
+        (0, PauseCause.BETWEEN_RUNS),  # it ended (done, --limit); why a later one began: not known
+        (1, PauseCause.ERROR),  # it gave up on errors, recipients left pending
+        (2, PauseCause.UNKNOWN),  # a code no run ends with
     ],
 )
 def test_pause_cause_from_the_exit_code_of_the_run_before(
@@ -114,7 +115,7 @@ def test_overlapping_runs_of_several_senders_make_no_pause() -> None:
     )
     (pause,) = timeline.pauses
     assert pause.seconds == 300
-    assert pause.cause is PauseCause.UNKNOWN  # run 2, the last one to stop there, exited 0
+    assert pause.cause is PauseCause.BETWEEN_RUNS  # run 2, the last one to stop there, exited 0
     assert timeline.active_seconds == 300
 
 
