@@ -7,6 +7,7 @@ report of a million recipients costs what its few hundred groups cost.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ S = RecipientState
 UCS2 = "UCS-2"
 GSM7 = "GSM-7"
 REASON_ROWS = 12  # the most frequent reasons of each table; the rest are counted in a note
+EXAMPLES = 3  # example rows per reason
 NO_RUNS = "Nothing sent yet: no send run is recorded (campaign send)."
 # A stretch of a run with no call at all, this long or longer, is drawn as a pause (a wait for a
 # sending window, a long back-off): shorter ones are the ordinary gaps of a slow rate.
@@ -78,11 +80,13 @@ def campaign_report(
         mps=next((r.mps for r in reversed(runs) if not r.dry_run), None),
         prices_source=(prices.source or None) if prices is not None else None,
     )
-    failures, failure_note = _reasons(ledger.report_failure_reasons(campaign.id), "failure")
+    failures, failure_note = _reasons(
+        ledger.report_failure_reasons(campaign.id, EXAMPLES), "failure"
+    )
     non_delivery: tuple[ReasonCount, ...] | Unavailable = Unavailable(NO_EVENTS)
     if events:
         non_delivery, more = _reasons(
-            ledger.report_non_delivery_reasons(campaign.id), "non-delivery"
+            ledger.report_non_delivery_reasons(campaign.id, EXAMPLES), "non-delivery"
         )
         notes += more
     dry_runs = sum(1 for r in runs if r.dry_run)
@@ -97,7 +101,7 @@ def campaign_report(
         headline=headline,
         funnel=funnel_from_counts(state_counts, _delivery_counts(sent_groups) if events else None),
         timeline=timeline,
-        countries=_countries(groups, prices, events),
+        countries=_countries(groups, prices),
         failures=failures,
         non_delivery=non_delivery,
         message=_message(campaign.template, groups, ledger.ucs2_report(campaign.id)),
@@ -157,19 +161,19 @@ def _priced(group: RecipientGroup, prices: PriceTable) -> bool:
 
 
 def _countries(
-    groups: Iterable[RecipientGroup], prices: PriceTable | None, events: bool
+    groups: Iterable[RecipientGroup], prices: PriceTable | None
 ) -> tuple[CountryRow, ...]:
     by_country: dict[str | None, list[RecipientGroup]] = defaultdict(list)
     for g in groups:
         if g.state not in IMPORT_DROPS:
             by_country[g.country].append(g)
-    rows = [_country_row(country, found, prices, events) for country, found in by_country.items()]
+    rows = [_country_row(country, found, prices) for country, found in by_country.items()]
     rows.sort(key=lambda c: (-c.recipients, c.country is None, c.country or ""))
     return tuple(rows)
 
 
 def _country_row(
-    country: str | None, groups: Sequence[RecipientGroup], prices: PriceTable | None, events: bool
+    country: str | None, groups: Sequence[RecipientGroup], prices: PriceTable | None
 ) -> CountryRow:
     sent = [g for g in groups if g.state == S.SENT.value]
     charged_known = sum(g.charged_recipients for g in groups)
@@ -180,9 +184,10 @@ def _country_row(
         gsm7=sum(g.recipients for g in groups if g.encoding != UCS2),
         ucs2=sum(g.recipients for g in groups if g.encoding == UCS2),
         sent=sum(g.recipients for g in sent),
-        delivered=_delivered(sent) if events else None,
+        # No event reached this country yet: its rate is unknown, not 0%.
+        delivered=_delivered(sent) if any(g.with_events for g in sent) else None,
         estimated_cost=cost_of(sum(g.parts * g.recipients for g in sent), country, prices),
-        charged_cost=_usd(sum(g.charged for g in groups)) if events and charged_known else None,
+        charged_cost=_usd(sum(g.charged for g in groups)) if charged_known else None,
     )
 
 
@@ -210,25 +215,40 @@ def _message(
 
 
 def _reasons(groups: Sequence[ReasonGroup], kind: str) -> tuple[tuple[ReasonCount, ...], list[str]]:
-    """The most frequent reasons, and a note counting the others."""
-    ranked = sorted(groups, key=lambda g: (-g.recipients, g.state, g.reason or ""))
+    """The most frequent reasons, and a note counting the others. Reasons that differ only by
+    the phone number they quote (an API message naming its destination) are one reason, shown
+    without the number."""
+    folded: dict[tuple[str, str], tuple[int, list[ExampleRow]]] = {}
+    for g in groups:
+        key = (g.state, _without_numbers(g.reason or "(no reason recorded)"))
+        count, examples = folded.setdefault(key, (0, []))
+        examples += (ExampleRow(e.row, mask_phone(e.phone), _file_name(e.file)) for e in g.examples)
+        folded[key] = (count + g.recipients, examples)
+    ranked = sorted(folded.items(), key=lambda item: (-item[1][0], item[0]))
     shown = tuple(
-        ReasonCount(
-            g.state,
-            g.reason or "(no reason recorded)",
-            g.recipients,
-            tuple(ExampleRow(e.row, mask_phone(e.phone), _file_name(e.file)) for e in g.examples),
-        )
-        for g in ranked[:REASON_ROWS]
+        ReasonCount(state, reason, count, tuple(sorted(examples, key=_in_file_order)[:EXAMPLES]))
+        for (state, reason), (count, examples) in ranked[:REASON_ROWS]
     )
     rest = ranked[REASON_ROWS:]
     if not rest:
         return shown, []
-    recipients = sum(g.recipients for g in rest)
+    recipients = sum(count for _, (count, _) in rest)
     return shown, [
         f"{len(rest):,} less frequent {kind} reasons ({recipients:,} recipients) are not listed; "
         "the CSV report (campaign report NAME -o FILE) has every row with its reason."
     ]
+
+
+# A phone number quoted in a reason: E.164, or a bare run of 7 to 15 digits (not a date or a port).
+_NUMBER = re.compile(r"(?<![\d+])\+?\d{7,15}(?!\d)")
+
+
+def _in_file_order(example: ExampleRow) -> tuple[str, int]:
+    return (example.file or "", example.row)
+
+
+def _without_numbers(reason: str) -> str:
+    return _NUMBER.sub("[number]", reason)
 
 
 def _file_name(path: str) -> str:

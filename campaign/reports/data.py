@@ -241,17 +241,23 @@ class RunTimeline:
         return words.get(self.exit_code, f"exit {self.exit_code}")
 
 
+# A gap shorter than this between two runs (a resume started by a script, a second sender taking
+# over) is no pause: it is not listed and not cut out of the time axis.
+SHORTEST_PAUSE = timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class SendTimeline:
     runs: tuple[RunTimeline, ...]  # in start order; they may overlap (several senders)
 
     @property
     def active_periods(self) -> tuple[tuple[datetime, datetime], ...]:
-        """When at least one run was sending (its span minus its recorded pauses), merged."""
+        """When at least one run was sending (its span minus its recorded pauses), merged across
+        gaps shorter than SHORTEST_PAUSE."""
         spans = sorted(span for run in self.runs for span in _active_spans(run))
         merged: list[tuple[datetime, datetime]] = []
         for start, end in spans:
-            if merged and start <= merged[-1][1]:
+            if merged and start < merged[-1][1] + SHORTEST_PAUSE:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], end))
             else:
                 merged.append((start, end))

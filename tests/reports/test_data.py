@@ -93,7 +93,7 @@ def test_pauses_between_runs_and_inside_a_run() -> None:
     assert run2.active_seconds == 250
 
 
-def _run(run_id: int, start: int, end: int | None, exit_code: int | None = 0) -> RunTimeline:
+def _run(run_id: int, start: float, end: float | None, exit_code: int | None = 0) -> RunTimeline:
     bucket = TimeBucket(T0 + timedelta(seconds=start), 10.0, 50, 0, 5.0)
     return RunTimeline(
         run_id,
@@ -117,6 +117,13 @@ def test_overlapping_runs_of_several_senders_make_no_pause() -> None:
     assert pause.seconds == 300
     assert pause.cause is PauseCause.BETWEEN_RUNS  # run 2, the last one to stop there, exited 0
     assert timeline.active_seconds == 300
+
+
+def test_a_gap_under_a_second_between_runs_is_no_pause() -> None:
+    # A resume started by a script, or a second sender taking over: not a pause worth drawing.
+    timeline = SendTimeline((_run(1, 0, 100), _run(2, 100.5, 200), _run(3, 201, 300)))
+    assert [p.seconds for p in timeline.pauses] == [1.0]
+    assert timeline.active_periods[0] == (T0, T0 + timedelta(seconds=200))
 
 
 def test_a_run_that_died_ends_with_its_last_bucket() -> None:
