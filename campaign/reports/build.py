@@ -16,7 +16,13 @@ from pathlib import PurePath
 
 from campaign.domain import PartsClass, RecipientState, Ucs2Character, now, sender_alive
 from campaign.ledger import Ledger
-from campaign.ledger.report import ActivityRow, ReasonGroup, RecipientGroup, RunRecord
+from campaign.ledger.report import (
+    UNDELIVERED,
+    ActivityRow,
+    ReasonGroup,
+    RecipientGroup,
+    RunRecord,
+)
 from campaign.pricing import PriceTable, classes_cost, cost_of
 from campaign.reports.data import (
     IMPORT_DROPS,
@@ -81,13 +87,13 @@ def campaign_report(
         prices_source=(prices.source or None) if prices is not None else None,
     )
     failures, failure_note = _reasons(
-        ledger.report_failure_reasons(campaign.id, EXAMPLES), "failure"
+        ledger.report_failure_reasons(campaign.id, sorted(state_counts), EXAMPLES), "failure"
     )
     non_delivery: tuple[ReasonCount, ...] | Unavailable = Unavailable(NO_EVENTS)
     if events:
-        non_delivery, more = _reasons(
-            ledger.report_non_delivery_reasons(campaign.id, EXAMPLES), "non-delivery"
-        )
+        undelivered = any(g.delivery == UNDELIVERED for g in sent_groups)
+        found = ledger.report_non_delivery_reasons(campaign.id, EXAMPLES) if undelivered else []
+        non_delivery, more = _reasons(found, "non-delivery")
         notes += more
     dry_runs = sum(1 for r in runs if r.dry_run)
     if dry_runs:

@@ -101,7 +101,10 @@ def test_groups_and_reasons_with_examples(ledger: Ledger) -> None:
     _set(ledger, ids[7], delivery="undelivered", delivery_reason="TEXT_BLOCKED: blocked")
     _set(ledger, ids[6], delivery=None, delivery_at=T0, charged=None)  # awaiting, an event seen
 
-    failures = ledger.report_failure_reasons(campaign.id, examples=2)
+    found = {g.state for g in ledger.report_groups(campaign.id)}
+    assert found == {"failed", "opted_out", "held", "sent", "invalid", "duplicate"}
+    assert ledger.report_failure_reasons(campaign.id, ["sent", "pending"]) == []
+    failures = ledger.report_failure_reasons(campaign.id, sorted(found), examples=2)
     by_reason = {(g.state, g.reason): g for g in failures}
     assert failures[0].reason == blocked and failures[0].recipients == 3
     assert [e.row for e in by_reason[("failed", blocked)].examples] == [1, 2]  # the first rows
