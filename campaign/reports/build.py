@@ -95,14 +95,7 @@ def campaign_report(
         found = ledger.report_non_delivery_reasons(campaign.id, EXAMPLES) if undelivered else []
         non_delivery, more = _reasons(found, "non-delivery")
         notes += more
-    dry_runs = sum(1 for r in runs if r.dry_run)
-    if dry_runs:
-        notes.append(
-            f"{dry_runs} dry run{'s' if dry_runs != 1 else ''} (validated by AWS, nothing "
-            "delivered) not shown in the send over time."
-        )
-    if sender_alive(campaign):
-        notes.append("A send was running when this report was written: its figures will grow.")
+    notes += _run_notes(runs, sender_alive(campaign))
     return CampaignReport(
         headline=headline,
         funnel=funnel_from_counts(state_counts, _delivery_counts(sent_groups) if events else None),
@@ -114,6 +107,19 @@ def campaign_report(
         generated_at=generated_at,
         notes=tuple(failure_note + notes),
     )
+
+
+def _run_notes(runs: Sequence[RunRecord], sending: bool) -> list[str]:
+    notes = []
+    dry_runs = sum(1 for r in runs if r.dry_run)
+    if dry_runs:
+        notes.append(
+            f"{dry_runs} dry run{'s' if dry_runs != 1 else ''} (validated by AWS, nothing "
+            "delivered) not shown in the send over time."
+        )
+    if sending:
+        notes.append("A send was running when this report was written: its figures will grow.")
+    return notes
 
 
 # -- figures ---------------------------------------------------------------------------------------

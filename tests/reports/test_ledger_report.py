@@ -185,3 +185,14 @@ def test_a_slow_rate_is_not_idle() -> None:
     activity = [ActivityRow(b, 1, 0) for b in range(0, 100, 10)]  # every 100 s, 10 s buckets
     pauses = _idle_stretches(_run(mps=0.05), activity, 10.0, T0 + timedelta(seconds=1000))
     assert pauses == ()
+
+
+def test_a_dry_run_is_left_out_of_the_send_over_time(ledger: Ledger) -> None:
+    campaign = add_campaign(ledger, pending=2)
+    start_run(ledger, campaign, dry_run=True)
+    report = campaign_report(ledger, campaign.name)
+    assert isinstance(report.timeline, Unavailable)  # validation only: nothing was sent
+    assert report.headline.mps is None
+    assert report.notes == (
+        "1 dry run (validated by AWS, nothing delivered) not shown in the send over time.",
+    )
