@@ -12,6 +12,8 @@ Every figure is a ratio against a baseline measured in the same run, never a bar
   cpu       CPU per message of `campaign send` at 100 MPS vs. a bare boto3 call
   controller  `campaign send --mps 200` against random throttles + 500s, a hidden limit of 120,
             and both: accepted messages/s against issue 8's goals (bench/controller.py)
+  report    `campaign report --html` of that campaign, sent by SQL as three runs with delivery
+            events: time and page size against the CSV report (bench/report.py)
 
     python -m bench                 everything (about 10 minutes)
     python -m bench --quick         scaled down (100k rows, 5 s windows): a sanity check

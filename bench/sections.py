@@ -917,6 +917,12 @@ def section_events(b: Bench) -> None:
     events(b)
 
 
+def section_report(b: Bench) -> None:
+    from bench.report import section_report as report  # its own module: the HTML report
+
+    report(b)
+
+
 SECTIONS = {
     "import": section_import,
     "estimate": section_estimate,
@@ -924,4 +930,5 @@ SECTIONS = {
     "cpu": section_cpu,
     "controller": section_controller,
     "events": section_events,
+    "report": section_report,
 }

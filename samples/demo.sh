@@ -78,6 +78,9 @@ step "8. Status: delivered, undelivered, and what AWS charged beside the estimat
   campaign status spring-sale --prices samples/prices.csv
 step "9. Report: one row per input row" \
   campaign report spring-sale --output "$RUN/report.csv"
+step "10. The HTML report to show someone else (opens offline; charts also as PNGs)" \
+  campaign report spring-sale --html "$RUN/report.html" --png "$RUN/charts" --prices samples/prices.csv
 echo
 echo "Report: $RUN/report.csv   Ledger: $RUN/campaign.db   Simulator log: $RUN/simulator.jsonl"
 echo "Run 'make demo' again any time; it starts from scratch."
+echo "HTML report: $(pwd)/$RUN/report.html"

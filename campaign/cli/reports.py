@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -29,6 +29,29 @@ REPORT_COLUMNS = (
     "attempts",
     "file",
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def html_report_options(f: F) -> F:
+    """The options of `report --html`, kept apart from the CSV's."""
+    f = prices_option("With --html: a price table CSV, for the estimated spend.")(f)
+    f = click.option(
+        "--png",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="DIR",
+        help="With --html: also write each chart as DIR/<chart>.png.",
+    )(f)
+    f = click.option(
+        "--html",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Write the HTML report (self-contained, with charts) to FILE instead of the CSV.",
+    )(f)
+    return f
 
 
 @click.command()
@@ -68,17 +91,31 @@ def status(settings: Settings, name: str, as_json: bool, prices: Path | None) ->
     show_default=True,
     help="Write the CSV to this file ('-' for stdout).",
 )
+@html_report_options
 @pass_settings
-def report(settings: Settings, name: str, output: str) -> None:
+def report(
+    settings: Settings,
+    name: str,
+    output: str,
+    html: Path | None,
+    png: Path | None,
+    prices: Path | None,
+) -> None:
     """One CSV row per input row: its number, state, reason, parts and MessageId.
 
     Columns: row, raw_phone, phone, country, state, reason, parts, encoding, message_id,
     attempts, file.
 
+    With --html, a self-contained page instead (charts included, opens offline): the
+    funnel, the send over time, countries, failure reasons and the message.
+
     \b
     Example:
       campaign report spring-sale --output spring-report.csv
+      campaign report spring-sale --html spring.html --prices prices.csv --png charts/
     """
+    if html is not None or png is not None or prices is not None:
+        return write_html_report(settings, name, html, png, prices)
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
         rows = settings.ledger.report_rows(campaign.id)
@@ -119,3 +156,26 @@ def _write_report(fh: TextIO, rows: Iterable[Mapping[str, Any]]) -> int:
         )
         n += 1
     return n
+
+
+def write_html_report(
+    settings: Settings, name: str, html: Path | None, png: Path | None, prices: Path | None
+) -> None:
+    """`report --html FILE [--png DIR] [--prices FILE]`: the page, and the charts as PNGs."""
+    if html is None:
+        raise click.UsageError("--png and --prices go with --html FILE")
+    from campaign.pricing import PriceTable
+    from campaign.reports.build import campaign_report
+    from campaign.reports.html import write_html
+
+    with user_errors():
+        table = PriceTable.load(prices) if prices else None
+        data = campaign_report(settings.ledger, name, table)
+        size = write_html(data, html)
+        say(f"Wrote the HTML report to {html} ({size / 1024:,.0f} KB)", settings)
+        if png is not None:
+            from campaign.reports.charts import write_pngs
+
+            written = write_pngs(data, png)
+            names = ", ".join(p.name for p in written) or "none: no chart has data yet"
+            say(f"Wrote {len(written)} charts to {png}: {names}", settings)

@@ -9,6 +9,7 @@ types of campaign.domain. The package is split by concern, one module each:
 - imports.py    write an import in one transaction; earlier imports, known phones, UCS-2 characters
 - claims.py     the send path: the sender lock, runs, claim, settle, recover_orphans, retry_unknown
 - reads.py      what `status`, `estimate`, `report` and the send summary read
+- report.py     what `report --html` reads: the campaign's figures grouped in SQL
 - sql.py        the hand-written batch statements of the hot paths, and every SQLite/PostgreSQL difference
 - events.py     delivery events: recorded by the ingester; the funnel, charges, `unknown` outcomes
 - rows.py       row -> value type conversions shared by more than one concern
@@ -33,9 +34,10 @@ from campaign.ledger.errors import CampaignExists, CampaignNotFound, LedgerError
 from campaign.ledger.events import EventsMixin
 from campaign.ledger.imports import ImportsMixin
 from campaign.ledger.reads import ReadsMixin
+from campaign.ledger.report import ReportMixin
 
 
-class Ledger(CampaignsMixin, ImportsMixin, ClaimsMixin, ReadsMixin, EventsMixin):
+class Ledger(CampaignsMixin, ImportsMixin, ClaimsMixin, ReadsMixin, EventsMixin, ReportMixin):
     """The ledger at `engine` (see campaign.ledger.engine.open_ledger_engine)."""
 
     def __init__(self, engine: Engine) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -278,7 +279,8 @@ def _timeline(timeline: SendTimeline | Unavailable) -> Figure | None:
 
 def _bin_timeline(timeline: SendTimeline, axis: _Axis) -> list[_Bins]:
     """Every run's buckets, summed into at most about MAX_TIMELINE_POINTS bins on the axis; a bin
-    never spans a pause, and never is narrower than the buckets it sums (no false sawtooth)."""
+    never spans a pause, and is a whole number of the buckets it sums, on their grid: 28 s bins
+    over 10 s buckets would hold two or three buckets by turns and draw a false comb."""
     width = timeline.active_seconds / MAX_TIMELINE_POINTS
     period_starts = [start for start, _ in axis.periods]
     buckets_in: list[list[Any]] = [[] for _ in axis.periods]
@@ -290,8 +292,14 @@ def _bin_timeline(timeline: SendTimeline, axis: _Axis) -> list[_Bins]:
     for i, (start, end) in enumerate(axis.periods):
         length = (end - start).total_seconds()
         coarsest = max((b.seconds for b in buckets_in[i]), default=0.0)
-        count = max(1, math.floor(length / max(width, coarsest, 1e-9)))
-        step = length / count
+        if coarsest > 0:
+            step = coarsest * max(1, math.ceil(width / coarsest - 1e-9))
+        else:
+            step = max(width, length, 1e-9)
+        count = max(1, math.ceil(length / step - 1e-9))
+        # The last bin ends with the period: it may be narrower than the others.
+        edges = [min(step * k, length) for k in range(count)] + [length]
+        spans = [max(b - a, 1e-9) for a, b in itertools.pairwise(edges)]
         parts, throttles = [0] * count, [0] * count
         # A bin with buckets shows the highest MPS they recorded; an idle one, that of the runs.
         recorded: list[float | None] = [None] * count
@@ -301,16 +309,16 @@ def _bin_timeline(timeline: SendTimeline, axis: _Axis) -> list[_Bins]:
             throttles[k] += b.throttles
             recorded[k] = max(recorded[k] or 0.0, b.mps)
         mps = [
-            _mps_at(timeline, start, step * (k + 0.5)) if r is None else r
+            _mps_at(timeline, start, (edges[k] + edges[k + 1]) / 2) if r is None else r
             for k, r in enumerate(recorded)
         ]
         x0 = axis.starts_x[i]
         result.append(
             _Bins(
-                edges=[x0 + step * k for k in range(count + 1)],
-                rate=[p / step for p in parts],
+                edges=[x0 + e for e in edges],
+                rate=[p / w for p, w in zip(parts, spans, strict=True)],
                 mps=mps,
-                throttles=[t * 60 / step for t in throttles],
+                throttles=[t * 60 / w for t, w in zip(throttles, spans, strict=True)],
             )
         )
     return result

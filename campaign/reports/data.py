@@ -110,6 +110,10 @@ def funnel_from_counts(
     imported = sum(state_counts.values())
     valid = imported - sum(state_counts.get(s, 0) for s in IMPORT_DROPS)
     sent = state_counts.get("sent", 0)
+    # A state this code does not know yet (a newer ledger's) still left the funnel before `sent`:
+    # it is listed there under its own name rather than lost from the arithmetic.
+    known = {*IMPORT_DROPS, *SEND_DROPS, "sent"}
+    send_drops = (*SEND_DROPS, *sorted(s for s in state_counts if s not in known))
     delivered: FunnelStep
     if delivery_counts is None:
         delivered = FunnelStep("Delivered", Unavailable(NO_EVENTS))
@@ -123,7 +127,7 @@ def funnel_from_counts(
         (
             FunnelStep("Imported rows", imported),
             FunnelStep("Valid", valid, drops(IMPORT_DROPS, state_counts)),
-            FunnelStep("Sent", sent, drops(SEND_DROPS, state_counts)),
+            FunnelStep("Sent", sent, drops(send_drops, state_counts)),
             delivered,
         )
     )
@@ -137,7 +141,14 @@ class PauseCause(enum.StrEnum):
 
     CTRL_C = "Ctrl-C"
     WINDOW = "sending window"
-    HALTED = "halted (account error)"
+    HALTED = "halted (account error or budget)"
+    # The run before ended of itself (done, or --limit reached) and a later one was started: the
+    # ledger does not say why then, only that the gap lies between two runs.
+    BETWEEN_RUNS = "between runs"
+    ERROR = "stopped on errors"
+    # A stretch inside a run with no call at all: a wait for a sending window, or a long back-off.
+    # The ledger records no reason for it, only that nothing went out.
+    IDLE = "waiting, no calls"
     UNKNOWN = "unknown"
 
     def __str__(self) -> str:
@@ -145,11 +156,17 @@ class PauseCause(enum.StrEnum):
 
 
 def pause_cause(exit_code: int | None) -> PauseCause:
-    """How the gap after a run began, from that run's exit code (SPEC.md's table): 3 interrupted
-    (Ctrl-C or SIGTERM), 4 halted, 5 waiting for a sending window; a run with no exit code died."""
-    return {3: PauseCause.CTRL_C, 4: PauseCause.HALTED, 5: PauseCause.WINDOW}.get(
-        exit_code if exit_code is not None else -1, PauseCause.UNKNOWN
-    )
+    """How the gap after a run began, from that run's exit code (SPEC.md's table): 0 it ended of
+    itself, 1 error, 3 interrupted (Ctrl-C or SIGTERM), 4 halted (account error, --budget), 5
+    waiting for a sending window; a run with no exit code died."""
+    causes = {
+        0: PauseCause.BETWEEN_RUNS,
+        1: PauseCause.ERROR,
+        3: PauseCause.CTRL_C,
+        4: PauseCause.HALTED,
+        5: PauseCause.WINDOW,
+    }
+    return causes.get(exit_code if exit_code is not None else -1, PauseCause.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -224,17 +241,23 @@ class RunTimeline:
         return words.get(self.exit_code, f"exit {self.exit_code}")
 
 
+# A gap shorter than this between two runs (a resume started by a script, a second sender taking
+# over) is no pause: it is not listed and not cut out of the time axis.
+SHORTEST_PAUSE = timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class SendTimeline:
     runs: tuple[RunTimeline, ...]  # in start order; they may overlap (several senders)
 
     @property
     def active_periods(self) -> tuple[tuple[datetime, datetime], ...]:
-        """When at least one run was sending (its span minus its recorded pauses), merged."""
+        """When at least one run was sending (its span minus its recorded pauses), merged across
+        gaps shorter than SHORTEST_PAUSE."""
         spans = sorted(span for run in self.runs for span in _active_spans(run))
         merged: list[tuple[datetime, datetime]] = []
         for start, end in spans:
-            if merged and start <= merged[-1][1]:
+            if merged and start < merged[-1][1] + SHORTEST_PAUSE:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], end))
             else:
                 merged.append((start, end))

@@ -16,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from campaign.reports.html import write_html
+from campaign.simulator.server import Simulator
+from tests.helpers import Cli
 from tests.reports.builders import sample_report
+from tests.reports.real_campaign import build_campaign, ingest_events, simulator_config
 
 pytestmark = pytest.mark.slow
 
@@ -70,11 +73,33 @@ def console_messages(stderr: str) -> list[str]:
 
 
 def test_the_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
-    from PIL import Image
-
     page = tmp_path / "report.html"
     write_html(sample_report(), page)
-    screenshot = tmp_path / "report.png"
+    assert_renders(chromium, tmp_path, page, "spring-sale", charts=3)
+
+
+def test_a_report_built_from_a_real_ledger_renders(
+    chromium: str, tmp_path: Path, run: Cli, db_url: str
+) -> None:
+    # The whole path: a campaign sent through the CLI against the simulator (every state,
+    # throttles, a Ctrl-C pause), delivery events ingested, the page written by the command.
+    with Simulator(simulator_config()) as sim:
+        built = build_campaign(run, sim, tmp_path, db_url, name="spring")
+        ingest_events(run, sim, built, tmp_path)
+    page = tmp_path / "ledger-report.html"
+    run("report", "spring", "--html", str(page), "--prices", str(built.prices))
+    screenshot = assert_renders(chromium, tmp_path, page, "spring", charts=3)
+    kept = os.environ.get("KEEP_REPORT_SCREENSHOT")  # to look at it: a path to copy it to
+    if kept:
+        shutil.copyfile(screenshot, kept)
+
+
+def assert_renders(chromium: str, tmp_path: Path, page: Path, name: str, charts: int) -> Path:
+    """Chromium, networking off, takes a screenshot of `page` and dumps its DOM: the screenshot has
+    text and the charts' colours, no console message, every section and chart in the DOM."""
+    from PIL import Image
+
+    screenshot = tmp_path / f"{page.stem}.png"
     shot = run_chromium(
         chromium, tmp_path, page, f"--screenshot={screenshot}", "--window-size=1280,2000"
     )
@@ -94,7 +119,7 @@ def test_the_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
 
     dom = run_chromium(chromium, tmp_path, page, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert '<h1 id="campaign-name">spring-sale</h1>' in dom.stdout
+    assert f'<h1 id="campaign-name">{name}</h1>' in dom.stdout
     for section in (
         "headline",
         "funnel",
@@ -105,8 +130,9 @@ def test_the_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
         "message",
     ):
         assert f'<section id="{section}"' in dom.stdout
-    assert dom.stdout.count("<svg") == 3
+    assert dom.stdout.count("<svg") == charts
     assert console_messages(dom.stderr) == []
+    return screenshot
 
 
 def test_the_check_catches_a_page_with_a_script_error(chromium: str, tmp_path: Path) -> None:

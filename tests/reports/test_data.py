@@ -66,11 +66,12 @@ def test_funnel_without_delivery_events_says_why() -> None:
     ("exit_code", "cause"),
     [
         (3, PauseCause.CTRL_C),  # interrupted: Ctrl-C or SIGTERM
-        (4, PauseCause.HALTED),  # an account-level error
+        (4, PauseCause.HALTED),  # an account-level error, or --budget reached
         (5, PauseCause.WINDOW),  # --no-wait outside the sending window
         (None, PauseCause.UNKNOWN),  # the run died without a word
-        (0, PauseCause.UNKNOWN),  # it finished; why someone sent again later is not recorded
-        (1, PauseCause.UNKNOWN),
+        (0, PauseCause.BETWEEN_RUNS),  # it ended (done, --limit); why a later one began: not known
+        (1, PauseCause.ERROR),  # it gave up on errors, recipients left pending
+        (2, PauseCause.UNKNOWN),  # a code no run ends with
     ],
 )
 def test_pause_cause_from_the_exit_code_of_the_run_before(
@@ -92,7 +93,7 @@ def test_pauses_between_runs_and_inside_a_run() -> None:
     assert run2.active_seconds == 250
 
 
-def _run(run_id: int, start: int, end: int | None, exit_code: int | None = 0) -> RunTimeline:
+def _run(run_id: int, start: float, end: float | None, exit_code: int | None = 0) -> RunTimeline:
     bucket = TimeBucket(T0 + timedelta(seconds=start), 10.0, 50, 0, 5.0)
     return RunTimeline(
         run_id,
@@ -114,8 +115,15 @@ def test_overlapping_runs_of_several_senders_make_no_pause() -> None:
     )
     (pause,) = timeline.pauses
     assert pause.seconds == 300
-    assert pause.cause is PauseCause.UNKNOWN  # run 2, the last one to stop there, exited 0
+    assert pause.cause is PauseCause.BETWEEN_RUNS  # run 2, the last one to stop there, exited 0
     assert timeline.active_seconds == 300
+
+
+def test_a_gap_under_a_second_between_runs_is_no_pause() -> None:
+    # A resume started by a script, or a second sender taking over: not a pause worth drawing.
+    timeline = SendTimeline((_run(1, 0, 100), _run(2, 100.5, 200), _run(3, 201, 300)))
+    assert [p.seconds for p in timeline.pauses] == [1.0]
+    assert timeline.active_periods[0] == (T0, T0 + timedelta(seconds=200))
 
 
 def test_a_run_that_died_ends_with_its_last_bucket() -> None:
