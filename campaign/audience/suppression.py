@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from campaign.errors import UserError
-from campaign.phones.normalize import Normalizer
 
-__all__ = ["NormalizedList", "SuppressionError", "normalize_list"]
+__all__ = ["SUPPRESSED_REASON", "NormalizedList", "SuppressionError", "normalize_list"]
+
+# The reason of a recipient found on the list (at import or at claim time): + the list's reason.
+SUPPRESSED_REASON = "on the do-not-send list: "
 
 
 class SuppressionError(UserError, ValueError):
@@ -31,6 +33,10 @@ class NormalizedList:
 def normalize_list(raws: Iterable[object], default_region: str | None = None) -> NormalizedList:
     """Normalize numbers for the do-not-send list; `default_region` (`--default-region`) reads
     numbers written without their country code."""
+    # Loaded here: the ledger reads SUPPRESSED_REASON, and a command that never normalizes a
+    # number must not pay for phonenumbers' metadata.
+    from campaign.phones.normalize import Normalizer
+
     try:
         normalizer = Normalizer(default_region, allow_non_mobile=True)
     except ValueError as error:

@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, func, literal_column, 
 
 from campaign.audience.gate import HELD_PREFIX, FrequencyCap, held_reason
 from campaign.audience.schedule import GroupLoad
+from campaign.audience.suppression import SUPPRESSED_REASON
 from campaign.audience.windows import Group, WindowPolicy
 from campaign.domain import Claim, RecipientState, now
 from campaign.ledger import sql
@@ -39,7 +40,6 @@ from campaign.ledger.rows import claim_from_row
 from campaign.ledger.tables import recipients
 
 S = RecipientState
-SUPPRESSED_REASON: Final = "on the do-not-send list: "  # + the list's reason
 # The calls to one number that may have put a message on its phone, by any campaign: accepted,
 # unknown, or still in flight (no outcome yet); never dry runs, throttles or refusals. Ends with
 # the number to compare with; `att.started_at` bounds the time. `messaged.attempts > 0` repeats

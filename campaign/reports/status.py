@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from campaign.domain import ALL_STATES, RecipientState, RunInfo, sender_alive
+from campaign.audience.gate import Holdback, campaign_policy, holdback
+from campaign.domain import ALL_STATES, RecipientState, RunInfo, now, sender_alive
 from campaign.ledger import Ledger
 from campaign.pricing import PriceTable, classes_cost
 
@@ -54,6 +55,8 @@ class CampaignStatus:
     sender: LiveSender | None  # None: no sender alive
     spend: Spend | None  # None: no price table given
     last_run: RunInfo | None
+    window: Holdback | None = None  # pending recipients by what their window says now
+    deadline: datetime | None = None
 
     @property
     def recipients(self) -> int:
@@ -91,6 +94,9 @@ class CampaignStatus:
                 "sent": s.sent,
                 "to_send": s.to_send,
             }
+        if self.window is not None:
+            info["window"] = self.window.to_json()
+        info["deadline"] = _text(self.deadline)
         last = self.last_run
         info["last_run"] = (
             {
@@ -135,6 +141,8 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         sender=live,
         spend=_spend(ledger, campaign.id, prices) if prices is not None else None,
         last_run=ledger.last_run(campaign.id),
+        window=holdback(ledger.pending_groups(campaign.id), campaign_policy(campaign), now()),
+        deadline=campaign.deadline,
     )
 
 

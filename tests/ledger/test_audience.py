@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import update
 
 from campaign.audience.gate import HELD_PREFIX, FrequencyCap
+from campaign.audience.suppression import SUPPRESSED_REASON
 from campaign.audience.windows import NO_WINDOW, WindowPolicy, policy_from_options
 from campaign.domain import AttemptOutcome, Campaign, CampaignSpec, RecipientState, Settlement, now
 from campaign.ledger import Ledger
-from campaign.ledger.audience import SUPPRESSED_REASON, ClaimFilter
+from campaign.ledger.audience import ClaimFilter
 from campaign.ledger.suppressions import AWS_OPT_OUT_SOURCE, SuppressionChange
 from campaign.ledger.tables import attempts
 from tests.ledger.helpers import recipient_rows, start_run, states
