@@ -642,4 +642,49 @@ def _reason_kind(reason: str | None) -> str:
     return reason.split(":", 1)[0]
 
 
-__all__ = ["ImportFailed", "ImportOptions", "ImportSummary", "import_file", "inspect_file"]
+# -- a list of numbers (`campaign suppress add FILE`) ------------------------------------------------
+
+_BARE_NUMBER = re.compile(r"[+\d\s().\-]*\d[+\d\s().\-]*")
+
+
+def read_phone_cells(path: Path, phone_column: str | None = None) -> tuple[list[int], list[str]]:
+    """The phone column of a file of numbers, read as an import reads it (encoding, delimiter,
+    the column found by name): (data row numbers, cells). A file of bare numbers, one per line
+    with no header, is read whole: its first line is a number, not a column name."""
+    facts = inspect_file(path, None, None)
+    reader = _read_chunks(path, facts)
+    first = next(reader, None)
+    if first is None:
+        raise ImportFailed(f"{path} has no rows")
+    headers = {_normalize_header(str(c)): str(c) for c in first.columns}
+    column = _pick_column(
+        path, headers, phone_column, PHONE_COLUMN_NAMES, "--phone-column", facts.delimiter
+    )
+    rows: list[int] = []
+    cells: list[str] = []
+    if column is None:
+        only = str(first.columns[0])
+        if len(headers) != 1 or not _BARE_NUMBER.fullmatch(only):
+            raise _column_error(
+                path,
+                headers,
+                facts.delimiter,
+                f"no phone column in {path.name}",
+                "; name it with --phone-column",
+            )
+        column, rows, cells = only, [1], [only]  # no header: the first line is row 1
+    shift = len(rows)  # without a header every row is one further down
+    for frame in (first, *reader):
+        rows.extend(int(i) + 1 + shift for i in frame.index)
+        cells.extend(frame[column].tolist())
+    return rows, cells
+
+
+__all__ = [
+    "ImportFailed",
+    "ImportOptions",
+    "ImportSummary",
+    "import_file",
+    "inspect_file",
+    "read_phone_cells",
+]
