@@ -133,7 +133,8 @@ def mark_suppressed(
         f"reason = (SELECT '{SUPPRESSED_REASON}' || s.reason FROM suppressions AS s "
         "WHERE s.phone = recipients.phone) "
         f"WHERE campaign_id = {p.one()}{only} AND state = '{S.PENDING.value}' "
-        "AND phone IN (SELECT phone FROM suppressions) RETURNING id",
+        "AND EXISTS (SELECT 1 FROM suppressions AS listed WHERE listed.phone = recipients.phone) "
+        "RETURNING id",
         tuple(args),
     ).all()
     return {r[0] for r in rows}
