@@ -326,7 +326,15 @@ def render_when(campaign: Campaign) -> str:
 
     lines = [f"Sending window: {campaign_policy(campaign).describe()}."]
     if campaign.deadline is not None:
-        lines.append(f"Deadline: {_utc(campaign.deadline)} (nothing leaves after it).")
+        passed = campaign.deadline <= datetime.now(UTC)
+        lines.append(
+            f"Deadline: {_utc(campaign.deadline)} "
+            + (
+                "(already passed: a send expires what is pending and sends nothing)."
+                if passed
+                else "(nothing leaves after it)."
+            )
+        )
     cap = frequency_cap(campaign)
     if cap is not None:
         lines.append(f"Frequency cap: {cap.describe()}.")
