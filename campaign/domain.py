@@ -27,6 +27,8 @@ class RecipientState(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     OPTED_OUT = "opted_out"
+    SUPPRESSED = "suppressed"  # on the do-not-send list (at import or at claim time); never sent
+    EXPIRED = "expired"  # the campaign's deadline passed before it could be sent
     UNKNOWN = "unknown"
     INVALID = "invalid"
     DUPLICATE = "duplicate"
@@ -106,6 +108,12 @@ class CampaignSpec:
     country_parameters: Mapping[str, str] = field(default_factory=dict)
     message_feedback: bool = False
     gsm_safe: bool = False
+    # Round 2 (revision 0006): when and how often recipients may be messaged (campaign.audience).
+    window: str | None = None  # WindowPolicy.spec; None: the message type's default; "none": off
+    days: str | None = None  # --days, applied to whatever window is in force
+    deadline: datetime | None = None  # nothing leaves after it (aware UTC)
+    max_per_recipient: int | None = None  # frequency cap across campaigns: at most N messages ...
+    per_hours: int | None = None  # ... per this many hours; None: no cap
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,11 @@ class Campaign(CampaignSpec):
             country_parameters=json.loads(row.country_parameters or "{}"),
             message_feedback=bool(row.message_feedback),
             gsm_safe=bool(row.gsm_safe),
+            window=row.window,
+            days=row.days,
+            deadline=aware(row.deadline),
+            max_per_recipient=row.max_per_recipient,
+            per_hours=row.per_hours,
             created_at=aware(row.created_at),
             sender_pid=row.sender_pid,
             sender_host=row.sender_host,
@@ -150,6 +163,16 @@ class ImportRecord:
     duplicates: int
     invalid: int
     created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One number on the account-wide do-not-send list."""
+
+    phone: str  # E.164, as the import stores it
+    reason: str
+    source: str  # "user", or "aws-opt-out:<list name>" (campaign optouts sync)
+    added_at: datetime | None
 
 
 @dataclass(frozen=True)

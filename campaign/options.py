@@ -10,10 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from campaign.audience.windows import (
+    WindowError,
+    WindowPolicy,
+    days_spec,
+    default_policy,
+    parse_days,
+    policy_from_options,
+)
 from campaign.domain import CampaignSpec
 from campaign.errors import UserError
 from campaign.message import MissingMergeValue, Template, TemplateError, size_problem
@@ -39,6 +48,9 @@ COUNTRY_PARAMETER_KEYS = ("IN_ENTITY_ID", "IN_TEMPLATE_ID")
 CONTEXT_KEY_CAMPAIGN = "campaign"
 CONTEXT_KEY_RECIPIENT = "recipient"
 MAX_USER_CONTEXT = 3
+# The frequency cap's bounds: a cap per hour up to one per year.
+MAX_PER_RECIPIENT = 1_000
+MAX_PER_HOURS = 8_760
 
 
 class OptionError(UserError, ValueError):
@@ -221,6 +233,84 @@ def check_template(text: str) -> Template:
     return template
 
 
+# -- when and how often (round 2: sending windows, deadline, frequency cap) ---------------------------
+
+# The stored columns of a window: `window` (WindowPolicy.spec without the days; None: the message
+# type's default; "none": --no-window) and `days` (--days, applied to whatever window is in force).
+WindowColumns = tuple[str | None, str | None]
+
+
+def window_columns(
+    message_type: str,
+    window: str | None,
+    days: str | None,
+    no_window: bool,
+    current: WindowColumns = (None, None),
+) -> WindowColumns:
+    """--window/--days/--no-window as the `window` and `days` columns, each checked (one line
+    naming the option when not). `edit` passes the campaign's `current` columns: what is not
+    given stays; `--window default` goes back to the message type's default."""
+    if no_window:
+        policy_from_options(message_type, window, days, no_window=True)  # refuses a contradiction
+        return "none", None
+    stored, stored_days = current
+    if window is not None:
+        if window.strip().lower() == "default":
+            stored = None
+        else:
+            stored = policy_from_options(message_type, window, None, no_window=False).spec
+    if days is not None:
+        stored_days = days_spec(parse_days(days))
+    check_days_have_a_window(message_type, stored, stored_days)
+    return stored, stored_days
+
+
+def check_days_have_a_window(message_type: str, window: str | None, days: str | None) -> None:
+    policy = WindowPolicy.from_spec(window) if window else default_policy(message_type)
+    if days and not policy.has_windows:
+        why = "it has --no-window" if window else f"{message_type.upper()} has no default window"
+        raise WindowError(
+            f"--days {days} needs a window and {why}: give --window HH:MM-HH:MM with it"
+        )
+
+
+def check_deadline(value: str | None) -> datetime | None:
+    """--deadline as an aware UTC datetime; "none" (for `edit`) removes it."""
+    if value is None or value.strip().lower() == "none":
+        return None
+    from campaign.audience.deadline import parse_deadline  # it imports this module's TTL limits
+
+    return parse_deadline(value)
+
+
+def check_frequency_cap(
+    max_per_recipient: int | None,
+    per_hours: int | None,
+    current: tuple[int | None, int | None] = (None, None),
+) -> tuple[int | None, int | None]:
+    """--max-per-recipient N --per HOURS as the (max_per_recipient, per_hours) columns; N = 0
+    turns the cap off. `edit` passes the `current` pair: one of the two may change alone."""
+    if max_per_recipient == 0:
+        return None, None
+    count = max_per_recipient if max_per_recipient is not None else current[0]
+    hours = per_hours if per_hours is not None else current[1]
+    if count is None and hours is None:
+        return None, None
+    if count is None:
+        raise OptionError(f"--per {hours} needs --max-per-recipient N (e.g. 3 --per 24)")
+    if hours is None:
+        raise OptionError(
+            f"--max-per-recipient {count} needs --per HOURS (e.g. --max-per-recipient 3 --per 24)"
+        )
+    if not 1 <= count <= MAX_PER_RECIPIENT:
+        raise OptionError(
+            f"--max-per-recipient {count} is out of range: 1 to {MAX_PER_RECIPIENT} (0: no cap)"
+        )
+    if not 1 <= hours <= MAX_PER_HOURS:
+        raise OptionError(f"--per {hours} is out of range: 1 to {MAX_PER_HOURS} hours (a year)")
+    return count, hours
+
+
 def read_message_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig").rstrip("\r\n")
@@ -245,6 +335,12 @@ class CampaignOptions:
     country_parameters: tuple[str, ...] = ()  # KEY=VALUE
     message_feedback: bool | None = None
     gsm_safe: bool | None = None
+    window: str | None = None  # --window HH:MM-HH:MM ("default" on edit)
+    days: str | None = None  # --days
+    no_window: bool = False  # --no-window
+    deadline: str | None = None  # --deadline ISO-8601 ("none" on edit)
+    max_per_recipient: int | None = None  # --max-per-recipient N (0: no cap)
+    per_hours: int | None = None  # --per HOURS
 
     def template(self) -> Template | None:
         """The message template from --message or --message-file, checked (None: neither)."""
@@ -253,9 +349,9 @@ class CampaignOptions:
             text = read_message_file(self.message_file)
         return None if text is None else check_template(text)
 
-    def changes(self) -> dict[str, Any]:
+    def changes(self, current: CampaignSpec | None = None) -> dict[str, Any]:
         """`edit`: the campaign columns to change, each value checked; options not given are left
-        out."""
+        out. `current`: the campaign as stored (its window and cap are changed, not replaced)."""
         changes: dict[str, Any] = {}
         template = self.template()
         if template is not None:
@@ -275,6 +371,27 @@ class CampaignOptions:
             value = getattr(self, column)
             if value is not None:
                 changes[column] = check(value)
+        changes.update(self._when_changes(current, changes.get("message_type")))
+        return changes
+
+    def _when_changes(
+        self, current: CampaignSpec | None, message_type: str | None
+    ) -> dict[str, Any]:
+        """`edit`'s window, deadline and cap columns (only those given)."""
+        changes: dict[str, Any] = {}
+        stored: WindowColumns = (current.window, current.days) if current else (None, None)
+        kind = message_type or (current.message_type if current else MESSAGE_TYPES[0])
+        if self.window is not None or self.days is not None or self.no_window:
+            window, days = window_columns(kind, self.window, self.days, self.no_window, stored)
+            changes.update(window=window, days=days)
+        elif message_type is not None:
+            check_days_have_a_window(kind, *stored)  # a new type may have no default window
+        if self.deadline is not None:
+            changes["deadline"] = check_deadline(self.deadline)
+        if self.max_per_recipient is not None or self.per_hours is not None:
+            cap = (current.max_per_recipient, current.per_hours) if current else (None, None)
+            count, hours = check_frequency_cap(self.max_per_recipient, self.per_hours, cap)
+            changes.update(max_per_recipient=count, per_hours=hours)
         return changes
 
 
@@ -283,11 +400,14 @@ def campaign_spec(name: str, options: CampaignOptions) -> tuple[CampaignSpec, Te
     template = options.template()
     if template is None:
         raise OptionError("give the message with --message or --message-file")
+    message_type = check_message_type(options.message_type or MESSAGE_TYPES[0])
+    window, days = window_columns(message_type, options.window, options.days, options.no_window)
+    max_per_recipient, per_hours = check_frequency_cap(options.max_per_recipient, options.per_hours)
     spec = CampaignSpec(
         name=check_name(name),
         template=template.source,
         origination_identity=check_origination_identity(options.origination_identity or ""),
-        message_type=check_message_type(options.message_type or MESSAGE_TYPES[0]),
+        message_type=message_type,
         configuration_set=check_configuration_set(options.configuration_set),
         max_price=check_max_price(options.max_price),
         ttl=check_ttl(options.ttl),
@@ -299,5 +419,10 @@ def campaign_spec(name: str, options: CampaignOptions) -> tuple[CampaignSpec, Te
         ),
         message_feedback=bool(options.message_feedback),
         gsm_safe=bool(options.gsm_safe),
+        window=window,
+        days=days,
+        deadline=check_deadline(options.deadline),
+        max_per_recipient=max_per_recipient,
+        per_hours=per_hours,
     )
     return spec, template

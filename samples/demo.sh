@@ -51,18 +51,14 @@ campaign simulator --port "$PORT" --mps 20 --latency-ms 80 --jitter-ms 40 \
 PIDS+=($!)
 wait_for "$RUN/simulator.log" "listening" "${PIDS[-1]}"
 
-# Sending windows (another part of round 2) keep PROMOTIONAL campaigns to daytime hours: the demo
-# must run at any hour. COORDINATOR: once `create --no-window` is on main, pass it unconditionally.
-NO_WINDOW=()
-if campaign create --help | grep -q -- "--no-window"; then NO_WINDOW=(--no-window); fi
-
 printf '\n\033[1m== 1. Set up delivery events: SNS topic, SQS queue, configuration set, event destination\033[0m\n'
 echo '$ campaign events setup --configuration-set demo-events'
 QUEUE_URL=$(campaign events setup --configuration-set demo-events)
 step "2. Create the campaign (every option checked against the API's limits)" \
   campaign create spring-sale --origination-identity +12065550100 \
   --message-file samples/message.txt --max-price 0.05 --context team=growth \
-  --configuration-set demo-events "${NO_WINDOW[@]}"
+  --configuration-set demo-events \
+  --no-window  # promotional texts wait for daytime where each recipient is; the demo runs at any hour
 step "3. Import the recipients (normalized to E.164; bad rows kept with their reason)" \
   campaign import spring-sale samples/recipients.csv --default-region US --country-column country
 step "4. Estimate cost and time, offline" \

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from campaign.audience.windows import Interval, WindowPolicy, next_opening, open_intervals
 
@@ -62,6 +62,39 @@ class Calendar:
     def meets_deadline(self) -> bool | None:
         """None without a deadline; True when everyone is sent before it."""
         return None if self.deadline is None else self.left_over == 0
+
+    def to_json(self) -> dict[str, Any]:
+        """`estimate --json`'s calendar: times in ISO 8601 UTC, groups in the order given."""
+        return {
+            "now": _iso(self.now),
+            "mps": self.mps,
+            "deadline": _iso(self.deadline),
+            "meets_deadline": self.meets_deadline,
+            "sendable_now": self.sendable_now,
+            "next_opening": _iso(self.next_opening),
+            "finishes_at": _iso(self.finishes_at),
+            "duration_seconds": (self.finishes_at - self.now).total_seconds()
+            if self.finishes_at is not None
+            else None,
+            "never": self.never,
+            "left_over": self.left_over,
+            "groups": [
+                {
+                    "zone_key": g.load.zone_key,
+                    "country": g.load.country,
+                    "recipients": g.load.recipients,
+                    "parts": g.load.parts,
+                    "opens_at": _iso(g.opens_at),
+                    "finishes_at": _iso(g.finishes_at),
+                    "sent": g.sent,
+                }
+                for g in self.groups
+            ],
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def plan_calendar(

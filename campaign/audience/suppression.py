@@ -7,13 +7,15 @@ landline on the list is harmless, and a campaign imported with `--allow-non-mobi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from campaign.errors import UserError
-from campaign.phones.normalize import Normalizer
 
-__all__ = ["NormalizedList", "SuppressionError", "normalize_list"]
+__all__ = ["SUPPRESSED_REASON", "NormalizedList", "SuppressionError", "normalize_list"]
+
+# The reason of a recipient found on the list (at import or at claim time): + the list's reason.
+SUPPRESSED_REASON = "on the do-not-send list: "
 
 
 class SuppressionError(UserError, ValueError):
@@ -23,22 +25,31 @@ class SuppressionError(UserError, ValueError):
 @dataclass(frozen=True, slots=True)
 class NormalizedList:
     numbers: tuple[str, ...]  # E.164, in first-seen order, each once
-    rejected: tuple[tuple[str, str], ...]  # (the cell as written, why it is not a number)
+    rejected: tuple[tuple[int, str, str], ...]  # (row, the cell as written, why not a number)
     repeats: int  # cells that were a number already in `numbers`
     empty: int  # empty cells, skipped
 
 
-def normalize_list(raws: Iterable[object], default_region: str | None = None) -> NormalizedList:
+def normalize_list(
+    raws: Iterable[object],
+    default_region: str | None = None,
+    rows: Sequence[int] | None = None,
+) -> NormalizedList:
     """Normalize numbers for the do-not-send list; `default_region` (`--default-region`) reads
-    numbers written without their country code."""
+    numbers written without their country code. A rejected cell is reported with its row:
+    `rows[i]` (the file's data row number) or its 1-based position among `raws`."""
+    # Loaded here: the ledger reads SUPPRESSED_REASON, and a command that never normalizes a
+    # number must not pay for phonenumbers' metadata.
+    from campaign.phones.normalize import Normalizer
+
     try:
         normalizer = Normalizer(default_region, allow_non_mobile=True)
     except ValueError as error:
         raise SuppressionError(f"--default-region: {error}") from None
     seen: dict[str, None] = {}
-    rejected: list[tuple[str, str]] = []
+    rejected: list[tuple[int, str, str]] = []
     repeats = empty = 0
-    for raw in raws:
+    for position, raw in enumerate(raws):
         result = normalizer.normalize(raw)
         if result.e164 is not None:
             if result.e164 in seen:
@@ -47,5 +58,6 @@ def normalize_list(raws: Iterable[object], default_region: str | None = None) ->
         elif result.reason == "empty":
             empty += 1
         else:
-            rejected.append((str(raw), result.reason or "not a phone number"))
+            row = rows[position] if rows is not None else position + 1
+            rejected.append((row, str(raw), result.reason or "not a phone number"))
     return NormalizedList(tuple(seen), tuple(rejected), repeats, empty)

@@ -44,6 +44,7 @@ __all__ = [
     "Window",
     "WindowError",
     "WindowPolicy",
+    "default_policy",
     "is_open",
     "next_opening",
     "open_groups",
@@ -51,6 +52,7 @@ __all__ = [
     "parse_days",
     "parse_window",
     "policy_from_options",
+    "stored_policy",
 ]
 
 DAY_NAMES: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -292,12 +294,27 @@ def policy_from_options(
     if window is not None:
         start, end = parse_window(window)
         return WindowPolicy(otherwise=Window(start, end, weekdays or EVERY_DAY))
-    default = DEFAULT_POLICY if message_type.upper() == "PROMOTIONAL" else NO_WINDOW
+    default = default_policy(message_type)
     if weekdays is None:
         return default
     if not default.has_windows:
         raise WindowError(f"--days needs --window: {message_type.upper()} has no default window")
     return default.with_days(weekdays)
+
+
+def default_policy(message_type: str) -> WindowPolicy:
+    """The policy a campaign gets without --window: the table for PROMOTIONAL, none otherwise."""
+    return DEFAULT_POLICY if message_type.upper() == "PROMOTIONAL" else NO_WINDOW
+
+
+def stored_policy(message_type: str, window: str | None, days: str | None) -> WindowPolicy:
+    """The policy in force for a stored campaign: its `window` column (NULL: the message type's
+    default; "none": no window) with its `days` column applied to whatever window that is. A
+    campaign whose type has no window keeps none whatever `days` says (create/edit refuse that)."""
+    policy = WindowPolicy.from_spec(window) if window else default_policy(message_type)
+    if days and policy.has_windows:
+        policy = policy.with_days(parse_days(days))
+    return policy
 
 
 # -- when a window is open -----------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -235,3 +237,68 @@ def _nanp_region(number: str) -> str | None:
         return phonenumbers.region_code_for_number(phonenumbers.parse(number))
     except phonenumbers.NumberParseException:
         return None
+
+
+# -- the account's opt-out lists (`campaign optouts sync`) -----------------------------------------
+
+
+class OptOutListError(UserError):
+    """The opt-out list cannot be read (not found, access denied, throttled for too long)."""
+
+
+OPT_OUT_PAGE_SIZE = 100  # DescribeOptedOutNumbers' MaxResults ceiling
+OPT_OUT_MAX_WAITS = 8  # throttles in a row before giving up: about 1+2+...+30 s = 2 minutes
+OPT_OUT_MAX_WAIT_S = 30.0
+
+
+def opted_out_numbers(
+    client: Any,
+    list_name: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    on_throttle: Callable[[float], None] | None = None,
+) -> Iterator[list[str]]:
+    """Every number on the opt-out list `list_name`, a page at a time (boto3's paginator over
+    DescribeOptedOutNumbers). Describe calls are limited to about one per second: a
+    ThrottlingException waits (1 s, doubling, at most 30 s; `on_throttle` hears each wait) and
+    goes on from the page it stopped at, so nothing is read twice or skipped. Any other error,
+    or too many throttles in a row, is one line (OptOutListError)."""
+    paginator = client.get_paginator("describe_opted_out_numbers")
+    token: str | None = None
+    waits = 0
+    while True:
+        config: dict[str, Any] = {"PageSize": OPT_OUT_PAGE_SIZE}
+        if token is not None:
+            config["StartingToken"] = token
+        try:
+            for page in paginator.paginate(OptOutListName=list_name, PaginationConfig=config):
+                numbers = [n["OptedOutNumber"] for n in page.get("OptedOutNumbers", [])]
+                token = page.get("NextToken")
+                waits = 0
+                yield numbers
+            return
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            if code != "ThrottlingException" or waits >= OPT_OUT_MAX_WAITS:
+                raise OptOutListError(_opt_out_problem(list_name, code, exc)) from None
+        except BotoCoreError as exc:
+            raise OptOutListError(f"cannot read opt-out list {list_name!r}: {exc}") from None
+        delay = min(2.0**waits, OPT_OUT_MAX_WAIT_S)
+        waits += 1
+        if on_throttle is not None:
+            on_throttle(delay)
+        sleep(delay)
+
+
+def _opt_out_problem(list_name: str, code: str, exc: ClientError) -> str:
+    message = exc.response.get("Error", {}).get("Message") or code
+    if code == "ResourceNotFoundException":
+        return (
+            f"opt-out list {list_name!r} not found in this account and region "
+            "(the list every number uses unless told otherwise is 'Default')"
+        )
+    if code == "ThrottlingException":
+        return (
+            f"reading opt-out list {list_name!r}: still throttled after {OPT_OUT_MAX_WAITS} waits"
+        )
+    return f"reading opt-out list {list_name!r}: {code}: {message}"

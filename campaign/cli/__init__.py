@@ -25,6 +25,7 @@ from campaign.cli.reports import report, status
 from campaign.cli.send import send
 from campaign.cli.settings import DEFAULT_DB, Settings
 from campaign.cli.simulator import simulator
+from campaign.cli.suppress import optouts, suppress
 from campaign.errors import ExitCode
 
 
@@ -86,6 +87,8 @@ for command in (
     status,
     list_,
     report,
+    suppress,
+    optouts,
     events,
     simulator,
     db,

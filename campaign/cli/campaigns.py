@@ -10,8 +10,8 @@ import click
 
 from campaign.cli.errors import user_errors
 from campaign.cli.imports import import_options, run_import
-from campaign.cli.options import campaign_flags, campaign_options, json_option
-from campaign.cli.render import campaign_list_json, count, render_campaign_list, say
+from campaign.cli.options import campaign_flags, campaign_options, json_option, when_options
+from campaign.cli.render import campaign_list_json, count, render_campaign_list, render_when, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.domain import Campaign
 from campaign.options import CampaignOptions, campaign_spec
@@ -35,6 +35,7 @@ from campaign.options import CampaignOptions, campaign_spec
     help="DestinationCountryParameters: IN_ENTITY_ID=... or IN_TEMPLATE_ID=... (India).",
 )
 @campaign_flags(editing=False)
+@when_options(editing=False)
 @click.option(
     "--recipients",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -60,11 +61,18 @@ def create(
     Every option is checked against the API's own limits before anything is stored. The message may
     use {column} and {column|fallback} from the CSV; {{ and }} are literal braces.
 
+    PROMOTIONAL messages go out only inside a sending window of each recipient's local time
+    (the default table, or --window/--days; --no-window for none), never after --deadline, and
+    with --max-per-recipient/--per at most N per period to one number across campaigns.
+
     \b
     Example:
       campaign create spring-sale -o +12065550100 \\
         -m "Hi {first_name|there}, 20% off this weekend. Reply STOP to opt out" \\
         --max-price 0.05 --context team=growth
+      campaign create flash -o +12065550100 -m "Sale ends tonight" \\
+        --window 10:00-19:00 --days mon-sat --deadline 2026-05-01T23:00-04:00 \\
+        --max-per-recipient 3 --per 24
     """
     given = CampaignOptions(**options)
     if (given.message is None) == (given.message_file is None):
@@ -78,6 +86,7 @@ def create(
         + _no_events_note(campaign),
         settings,
     )
+    say(render_when(campaign), settings)
     if recipients is None:
         return
     try:
@@ -103,6 +112,7 @@ def _no_events_note(campaign: Campaign) -> str:
 @click.argument("name")
 @campaign_options(editing=True)
 @campaign_flags(editing=True)
+@when_options(editing=True)
 @pass_settings
 def edit(settings: Settings, name: str, **options: Any) -> None:
     """Change a campaign's settings; options not given stay as they are.
@@ -115,6 +125,7 @@ def edit(settings: Settings, name: str, **options: Any) -> None:
     Example:
       campaign edit spring-sale --gsm-safe
       campaign edit spring-sale --max-price 0.02 --ttl 3600
+      campaign edit spring-sale --window 09:00-18:00 --days mon-fri --deadline none
     """
     from campaign.importing.recount import edit_campaign
 
@@ -123,11 +134,20 @@ def edit(settings: Settings, name: str, **options: Any) -> None:
         raise click.UsageError("give at most one of --message or --message-file")
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
-        changes = given.changes()
+        changes = given.changes(campaign)
         if not changes:
             raise click.UsageError("nothing to change: give at least one option")
         recount = edit_campaign(settings.ledger, campaign, changes)
+        held = _refresh_held(settings, campaign, changes, recount is not None)
     say(f"Updated {campaign.name!r}: {', '.join(sorted(changes))}.", settings)
+    if held is not None:
+        say(render_when(settings.ledger.get_campaign(name)), settings)
+        if held:
+            say(
+                f"{held:,} pending recipients are held: no window will let them through "
+                "(see `campaign report`).",
+                settings,
+            )
     if recount is not None:
         say(
             f"Recounted {count(recount.recipients, 'pending recipient')}: "
@@ -136,6 +156,21 @@ def edit(settings: Settings, name: str, **options: Any) -> None:
             + ".",
             settings,
         )
+
+
+def _refresh_held(
+    settings: Settings, campaign: Campaign, changes: dict[str, Any], recounted: bool
+) -> int | None:
+    """After a change of window (or a recount, which rewrites reasons): the `held:` reasons of
+    the pending recipients, again. Returns how many are held, None when nothing was redone."""
+    if not recounted and not {"window", "days", "message_type"} & set(changes):
+        if {"deadline", "max_per_recipient", "per_hours"} & set(changes):
+            return 0
+        return None
+    from campaign.audience.gate import campaign_policy
+
+    edited = settings.ledger.get_campaign(campaign.name)
+    return settings.ledger.refresh_held_reasons(edited.id, campaign_policy(edited))
 
 
 @click.command("list")

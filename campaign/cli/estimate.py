@@ -9,7 +9,7 @@ import click
 
 from campaign.cli.errors import user_errors
 from campaign.cli.options import json_option, mps_option, prices_option
-from campaign.cli.render import render_estimate
+from campaign.cli.render import render_calendar, render_estimate
 from campaign.cli.settings import Settings, pass_settings
 
 
@@ -28,12 +28,20 @@ def estimate(
     UCS-2), parts, estimated cost and messages over MaxPrice; the total; the time at the MPS in
     force; and which characters force UCS-2 (and so double the parts).
 
+    The calendar: how many can be sent now, when the other recipients' windows open (in their
+    local time), when the campaign finishes at the MPS in force given the windows, whether the
+    deadline is met, and who no window will let through (unknown time zone, zones never open
+    at once) until you decide.
+
     \b
     Example:
       campaign estimate spring-sale --prices samples/prices.csv
       campaign estimate spring-sale --prices prices.csv --mps 100 --json
     """
+    from campaign.audience.gate import campaign_policy, holdback
+    from campaign.audience.schedule import plan_calendar
     from campaign.aws.sms import guess_origination
+    from campaign.domain import now
     from campaign.pricing import PriceTable
     from campaign.pricing import estimate as make_estimate
     from campaign.sending.plan import choose_rate
@@ -53,7 +61,13 @@ def estimate(
             mps_source=rate.why,
             ucs2=ledger.ucs2_report(campaign.id),
         )
+        loads = ledger.pending_groups(campaign.id)
+        policy, at = campaign_policy(campaign), now()
+        calendar = plan_calendar(loads, policy, rate.mps, at, campaign.deadline)
+        held = holdback(loads, policy, at)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        data = result.to_json()
+        data["calendar"] = {**calendar.to_json(), "window": held.to_json()}
+        click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(render_estimate(result))
+        click.echo(render_estimate(result) + "\n" + render_calendar(calendar, held))

@@ -39,6 +39,12 @@ def import_options(**options: Any) -> ImportOptions:
     help="A column with each row's country (ISO alpha-2) for numbers without +CC.",
 )
 @click.option(
+    "--timezone-column",
+    default=None,
+    help="A column with each recipient's IANA time zone (e.g. America/Chicago): it wins over "
+    "the zone found from the number, for sending windows.",
+)
+@click.option(
     "--default-region",
     default=None,
     metavar="CC",
@@ -115,8 +121,29 @@ def run_import(settings: Settings, campaign: Campaign, file: Path, options: Impo
     )
     for reason, n in summary.invalid_reasons.most_common(8):
         say(f"  invalid: {n:>8}  {reason}", settings)
+    if summary.suppressed:
+        say(
+            f"  {count(summary.suppressed, 'number')} on the do-not-send list: suppressed", settings
+        )
     if record.invalid:
         say(f"Each rejected row and its reason: campaign report {campaign.name}", settings)
+    _say_held(settings, campaign)
+
+
+def _say_held(settings: Settings, campaign: Campaign) -> None:
+    """Recipients no window will let through: the user decides for them, the tool never guesses."""
+    from campaign.audience.gate import campaign_policy, holdback
+    from campaign.domain import now
+
+    held = holdback(settings.ledger.pending_groups(campaign.id), campaign_policy(campaign), now())
+    if held.never:
+        say(
+            f"  {count(held.never, 'recipient')} held by the sending window: "
+            f"{held.unknown_zone:,} with an unknown time zone, {held.empty_window:,} whose zones "
+            "never share an open hour. See `campaign report`; give a --timezone-column, a "
+            "--window or --no-window (campaign edit).",
+            settings,
+        )
 
 
 class _ImportProgress:

@@ -103,6 +103,60 @@ def campaign_flags(*, editing: bool) -> Callable[[F], F]:
     )
 
 
+def when_options(*, editing: bool) -> Callable[[F], F]:
+    """When and how often a campaign may message each recipient: the sending window in the
+    recipient's local time, the deadline, the frequency cap across campaigns."""
+    return _apply(
+        [
+            click.option(
+                "--window",
+                default=None,
+                metavar="HH:MM-HH:MM",
+                help="Send only inside this window of the recipient's local time, e.g. "
+                "09:00-18:00 (default for PROMOTIONAL: US/CA 08:00-20:00, FR Mon-Sat "
+                "10:00-20:00, IN 10:00-21:00, elsewhere 09:00-20:00; TRANSACTIONAL: none)"
+                + ("; 'default' goes back to it." if editing else "."),
+            ),
+            click.option(
+                "--days",
+                default=None,
+                metavar="DAYS",
+                help="Weekdays the window opens, e.g. mon-fri or mon,tue,sat.",
+            ),
+            click.option(
+                "--no-window",
+                is_flag=True,
+                help="No sending window: send at any hour of the recipient's day.",
+            ),
+            click.option(
+                "--deadline",
+                default=None,
+                metavar="ISO-8601",
+                help="Nothing leaves after this moment, and no message lives past it, e.g. "
+                "2026-05-01T20:00-04:00 (an offset or Z is required)"
+                + ("; 'none' removes it." if editing else "."),
+            ),
+            click.option(
+                "--max-per-recipient",
+                type=click.IntRange(min=0),
+                default=None,
+                metavar="N",
+                help="Frequency cap: at most N messages to one number per --per HOURS, counted "
+                "across every campaign of the ledger (off by default; FL, OK and MD allow 3 per "
+                "24 h)" + ("; 0 turns it off." if editing else "."),
+            ),
+            click.option(
+                "--per",
+                "per_hours",
+                type=click.IntRange(min=1),
+                default=None,
+                metavar="HOURS",
+                help="The frequency cap's period in hours, e.g. 24.",
+            ),
+        ]
+    )
+
+
 def _flag(name: str, *, editing: bool, help: str) -> Callable[[Any], Any]:
     if editing:  # None when not given: `edit` leaves the setting as it is
         return click.option(f"{name}/--no-{name.removeprefix('--')}", default=None, help=help)

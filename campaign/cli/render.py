@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from campaign.pricing import CURRENCY, Estimate, Price, show_character
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
+    from campaign.audience.gate import Holdback
+    from campaign.audience.schedule import Calendar
     from campaign.cli.settings import Settings
     from campaign.ledger.events import UnknownOutcomes
     from campaign.reports.status import CampaignStatus
@@ -85,6 +88,8 @@ def render_status(status: CampaignStatus) -> str:
             lines.append(f"  {state:<10} {n:>10,}  {share}")
     lines.append(f"  {'total':<10} {total:>10,}")
     lines.append(f"Parts sent: {status.parts_sent:,}; parts to send: {status.parts_pending:,}")
+    if status.window is not None and counts["pending"]:
+        lines.append(render_holdback(status.window))
     if status.spend is not None:
         spend = status.spend
         lines.append(
@@ -416,3 +421,120 @@ def _width(text: str) -> int:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- sending windows, deadline, frequency cap ------------------------------------------------------
+
+
+def render_when(campaign: Campaign) -> str:
+    """A campaign's rules of time: its window policy, deadline and frequency cap, one line each."""
+    from campaign.audience.gate import campaign_policy, frequency_cap
+
+    lines = [f"Sending window: {campaign_policy(campaign).describe()}."]
+    if campaign.deadline is not None:
+        passed = campaign.deadline <= datetime.now(UTC)
+        lines.append(
+            f"Deadline: {_utc(campaign.deadline)} "
+            + (
+                "(already passed: a send expires what is pending and sends nothing)."
+                if passed
+                else "(nothing leaves after it)."
+            )
+        )
+    cap = frequency_cap(campaign)
+    if cap is not None:
+        lines.append(f"Frequency cap: {cap.describe()}.")
+    return "\n".join(lines)
+
+
+def render_holdback(held: Holdback) -> str:
+    """The confirmation's line before a real send: the window policy in force and how many
+    recipients it holds back now."""
+    if not held.policy.has_windows:
+        return "Sending window: none, every recipient may be messaged at any hour."
+    line = f"Sending window: {held.policy.describe()}. "
+    if not held.held_now:
+        return line + f"It holds back nobody now: all {held.open_now:,} pending are inside it."
+    parts = []
+    if held.waiting:
+        parts.append(
+            f"{held.waiting:,} wait for their window"
+            + (
+                f" (the next opens {_utc(held.next_opening)} for {held.opening_then:,})"
+                if held.next_opening is not None
+                else ""
+            )
+        )
+    if held.unknown_zone:
+        parts.append(f"{held.unknown_zone:,} have an unknown time zone")
+    if held.empty_window:
+        parts.append(f"{held.empty_window:,} have zones never open at once")
+    return (
+        line
+        + f"It holds back {held.held_now:,} of {held.open_now + held.held_now:,} pending now: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def render_calendar(calendar: Calendar, held: Holdback) -> str:
+    """`estimate`'s calendar: who can go now, when the others' windows open, when it finishes."""
+    lines = ["", f"Calendar at {calendar.mps:g} MPS; sending window: {held.policy.describe()}"]
+    total = sum(g.load.recipients for g in calendar.groups)
+    lines.append(f"  sendable now: {calendar.sendable_now:,} of {total:,} pending recipients")
+    if calendar.next_opening is not None:
+        lines.append(
+            f"  the next window opens {_utc(calendar.next_opening)} "
+            f"({count(held.opening_then, 'recipient')} then)"
+        )
+    rows = sorted(
+        (g for g in calendar.groups if g.opens_at is not None and g.load.recipients),
+        key=lambda g: (g.opens_at, str(g.load.country), str(g.load.zone_key)),
+    )
+    row = "    {:<7} {:<36} {:>10}  {:<12} {}"
+    if rows:
+        lines.append(row.format("country", "time zones", "recipients", "opens (UTC)", "done (UTC)"))
+    for plan in rows[:12]:
+        lines.append(
+            row.format(
+                plan.load.country or "?",
+                _clip(plan.load.zone_key or "-", 36),
+                f"{plan.load.recipients:,}",
+                "now" if plan.opens_at == calendar.now else _short(plan.opens_at),
+                _short(plan.finishes_at) if plan.finishes_at else "not in time",
+            )
+        )
+    if len(rows) > 12:
+        lines.append(f"    ... and {len(rows) - 12:,} more time-zone groups (see --json)")
+    if calendar.finishes_at is not None:
+        took = (calendar.finishes_at - calendar.now).total_seconds()
+        lines.append(f"  finishes {_utc(calendar.finishes_at)}, in about {format_duration(took)}")
+    if calendar.deadline is not None:
+        verdict = (
+            "met: everyone is sent before it"
+            if calendar.meets_deadline
+            else f"MISSED: {calendar.left_over:,} recipients would be left to expire"
+        )
+        lines.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
+    if held.never:
+        lines.append(
+            f"  held, never sent as things stand: {held.unknown_zone:,} with an unknown time "
+            f"zone, {held.empty_window:,} whose zones never share an open hour; decide with "
+            "import --timezone-column, edit --window, or edit --no-window"
+        )
+    return "\n".join(
+        textwrap.fill(line, WIDTH, subsequent_indent="    ", break_on_hyphens=False)
+        if len(line) > WIDTH
+        else line
+        for line in lines
+    )
+
+
+def _short(moment: datetime | None) -> str:
+    return "-" if moment is None else f"{moment.astimezone(UTC):%m-%d %H:%M}"
+
+
+def _utc(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

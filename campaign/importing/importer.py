@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from campaign.audience.gate import campaign_policy
 from campaign.domain import Campaign, ImportRecord, RecipientState
 from campaign.errors import UserError
 from campaign.importing.rows import (
@@ -34,6 +35,7 @@ from campaign.importing.rows import (
     RowFindings,
     RowResult,
     _worker_init,
+    mark_suppressed,
     process_chunk,
     ucs2_totals_rows,
 )
@@ -79,6 +81,7 @@ class ImportFailed(UserError):
 class ImportOptions:
     phone_column: str | None = None
     country_column: str | None = None
+    timezone_column: str | None = None  # IANA zone per row; wins over the number's
     default_region: str | None = None
     delimiter: str | None = None
     encoding: str | None = None
@@ -93,6 +96,7 @@ class ImportSummary:
     encoding: str = ""
     delimiter: str = ""
     invalid_reasons: Counter[str] = field(default_factory=Counter)
+    suppressed: int = 0  # on the do-not-send list (not counted in the record's `accepted`)
 
     @property
     def skipped(self) -> bool:
@@ -319,6 +323,7 @@ def import_file(
         campaign.gsm_safe,
         options.default_region.strip().upper() if options.default_region else None,
         options.allow_non_mobile,
+        campaign_policy(campaign).spec,
     )
     try:
         Normalizer(work.default_region)  # an unknown region fails here, not in a worker
@@ -365,6 +370,13 @@ def import_file(
         if options.country_column
         else None
     )
+    tz_col = (
+        _pick_column(
+            path, headers, options.timezone_column, (), "--timezone-column", facts.delimiter
+        )
+        if options.timezone_column
+        else None
+    )
     merge_cols: dict[str, str] = {}
     for column in template.columns:
         key = _normalize_header(column)
@@ -378,6 +390,7 @@ def import_file(
         merge_cols[column] = headers[key]
 
     seen = SeenNumbers(ledger.known_phones(campaign.id))
+    listed = ledger.suppressed_phones()  # the do-not-send list: number -> reason
     summary = ImportSummary(None, None, facts.encoding, facts.delimiter)
     counters = {"accepted": 0, "duplicates": 0, "invalid": 0}
     # (character, source) -> [rows, extra parts], over the rows that end up pending.
@@ -395,6 +408,7 @@ def import_file(
                 frame[country_col].tolist() if country_col else None,
                 {name: frame[real].tolist() for name, real in merge_cols.items()},
                 _blank_rows(frame),
+                frame[tz_col].tolist() if tz_col else None,
             )
 
     executor = _executor_for(facts, options, work)
@@ -421,6 +435,9 @@ def import_file(
         written = 0
         for n, rows, ucs2 in results():
             _decide_duplicates(rows, seen, counters, summary.invalid_reasons, ucs2, ucs2_totals)
+            suppressed = mark_suppressed(rows, listed)
+            counters["accepted"] -= suppressed
+            summary.suppressed += suppressed
             if progress:
                 progress(n)
             written += len(rows)
@@ -625,4 +642,49 @@ def _reason_kind(reason: str | None) -> str:
     return reason.split(":", 1)[0]
 
 
-__all__ = ["ImportFailed", "ImportOptions", "ImportSummary", "import_file", "inspect_file"]
+# -- a list of numbers (`campaign suppress add FILE`) ------------------------------------------------
+
+_BARE_NUMBER = re.compile(r"[+\d\s().\-]*\d[+\d\s().\-]*")
+
+
+def read_phone_cells(path: Path, phone_column: str | None = None) -> tuple[list[int], list[str]]:
+    """The phone column of a file of numbers, read as an import reads it (encoding, delimiter,
+    the column found by name): (data row numbers, cells). A file of bare numbers, one per line
+    with no header, is read whole: its first line is a number, not a column name."""
+    facts = inspect_file(path, None, None)
+    reader = _read_chunks(path, facts)
+    first = next(reader, None)
+    if first is None:
+        raise ImportFailed(f"{path} has no rows")
+    headers = {_normalize_header(str(c)): str(c) for c in first.columns}
+    column = _pick_column(
+        path, headers, phone_column, PHONE_COLUMN_NAMES, "--phone-column", facts.delimiter
+    )
+    rows: list[int] = []
+    cells: list[str] = []
+    if column is None:
+        only = str(first.columns[0])
+        if len(headers) != 1 or not _BARE_NUMBER.fullmatch(only):
+            raise _column_error(
+                path,
+                headers,
+                facts.delimiter,
+                f"no phone column in {path.name}",
+                "; name it with --phone-column",
+            )
+        column, rows, cells = only, [1], [only]  # no header: the first line is row 1
+    shift = len(rows)  # without a header every row is one further down
+    for frame in (first, *reader):
+        rows.extend(int(i) + 1 + shift for i in frame.index)
+        cells.extend(frame[column].tolist())
+    return rows, cells
+
+
+__all__ = [
+    "ImportFailed",
+    "ImportOptions",
+    "ImportSummary",
+    "import_file",
+    "inspect_file",
+    "read_phone_cells",
+]

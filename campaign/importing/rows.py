@@ -1,4 +1,4 @@
-"""The per-row work of an import: normalize, render, count, serialize.
+"""The per-row work of an import: normalize, render, count, decide the time zone, serialize.
 
 It runs in worker processes for large files, so this module imports neither pandas nor
 SQLAlchemy: a worker started fresh loads only what it needs (about 40 MB, not 120).
@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from campaign.domain import RecipientState
+from campaign.audience.gate import held_reason
+from campaign.audience.suppression import SUPPRESSED_REASON
+from campaign.audience.windows import WindowPolicy
+from campaign.domain import RecipientState, now
 from campaign.message import (
     MAX_GSM7_CHARS,
     MAX_UCS2_CHARS,
@@ -24,7 +27,8 @@ from campaign.message import (
     size_problem,
     ucs2_characters,
 )
-from campaign.phones.normalize import Normalizer
+from campaign.phones.normalize import Normalizer, PhoneResult
+from campaign.phones.timezones import TimeZoneResolver, TimeZones
 
 # -- the per-chunk work (runs in worker processes for large files) --------------------------------
 
@@ -35,6 +39,7 @@ class ChunkWork:
     gsm_safe: bool
     default_region: str | None
     allow_non_mobile: bool
+    window_policy: str = "none"  # WindowPolicy.spec of the campaign: who is held, and why
 
 
 _worker_state: dict[str, Any] = {}
@@ -46,12 +51,39 @@ def _worker_init(work: ChunkWork) -> None:
     _worker_state["normalizer"] = Normalizer(
         work.default_region, allow_non_mobile=work.allow_non_mobile
     )
+    _worker_state["zones"] = _Zones(WindowPolicy.from_spec(work.window_policy))
+
+
+class _Zones:
+    """Each row's time zones (one resolver per worker: it caches by prefix) and, when no window
+    will ever let the row through, the reason it is held: cached by (zones, country), so a
+    million rows cost a few dict lookups each."""
+
+    def __init__(self, policy: WindowPolicy) -> None:
+        self.resolver = TimeZoneResolver()
+        self.policy = policy
+        self.now = now()
+        self._held: dict[tuple[str | None, str | None, str | None], str | None] = {}
+
+    def of(self, phone: PhoneResult, cell: object) -> TimeZones:
+        """A valid number's zones: the column's when the cell has a value, else the number's."""
+        if isinstance(cell, str) and cell.strip():
+            return self.resolver.for_column(cell)
+        return self.resolver.for_number(phone.e164 or "", phone.country, phone.number_type)
+
+    def held(self, zones: TimeZones, country: str | None) -> str | None:
+        key = (zones.key, zones.note if zones.key is None else None, country)
+        if key not in self._held:
+            self._held[key] = held_reason(zones.key, self.policy, country, self.now, zones.note)
+        return self._held[key]
 
 
 # One ledger row, in the order of LEDGER_COLUMNS: (row, raw_phone, phone, country, fields, state,
-# reason, parts, encoding). `state` is None for a row that passed every check: the caller decides
-# `pending` or `duplicate`, in file order. An invalid row has no phone: the report's `phone` is empty
-# when the row is invalid (SPEC), and an invalid row must not make a later one a `duplicate`.
+# reason, parts, encoding, tz_key, tz_source). `state` is None for a row that passed every check:
+# the caller decides `pending` or `duplicate`, in file order; its reason, if any, says why no
+# window will let it through (it stays pending, held). An invalid row has no phone: the report's
+# `phone` is empty when the row is invalid (SPEC), and an invalid row must not make a later one a
+# `duplicate`. tz_key None: the zone is unknown (never guessed).
 LEDGER_COLUMNS = (
     "row",
     "raw_phone",
@@ -62,9 +94,21 @@ LEDGER_COLUMNS = (
     "reason",
     "parts",
     "encoding",
+    "tz_key",
+    "tz_source",
 )
 RowResult = tuple[
-    int, str, str | None, str | None, str | None, str | None, str | None, int | None, str | None
+    int,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    int | None,
+    str | None,
+    str | None,
+    str | None,
 ]
 # (character, source, extra parts) for each character that forces a body into UCS-2.
 Finding = tuple[str, str, int]
@@ -79,14 +123,17 @@ def process_chunk(
     regions: Sequence[Any] | None,
     fields: dict[str, Sequence[Any]],
     blank: Sequence[bool] | None,
+    zone_cells: Sequence[Any] | None = None,
 ) -> tuple[list[RowResult], RowFindings]:
     """Normalize, render, count and serialize one chunk: everything per row that does not depend
     on the rows before it, so that it can run in a worker process. `first_row` is the 1-based
     data row number of phones[0]; rows flagged in `blank` (wholly empty lines) are left out, but
-    the numbering still follows the file."""
+    the numbering still follows the file. `zone_cells`: the --timezone-column's cells (a zone
+    there wins over the number's). One loop, the import's hot path: kept whole on purpose."""
     work: ChunkWork = _worker_state["work"]
     template: Template = _worker_state["template"]
     normalizer: Normalizer = _worker_state["normalizer"]
+    zoning: _Zones = _worker_state["zones"]
     phone_results = normalizer.normalize_many(
         phones, [r if r else None for r in regions] if regions is not None else None
     )
@@ -111,10 +158,10 @@ def process_chunk(
         values = {c: fields[c][i] for c in columns}
         fields_json = dumps(values, ensure_ascii=False) if columns else None
         if result.e164 is None:
-            out.append(
-                (row, raw, None, result.country, fields_json, invalid, result.reason, None, None)
-            )
+            invalid_row = (row, raw, None, result.country, fields_json, invalid, result.reason)
+            out.append((*invalid_row, None, None, None, None))
             continue
+        zones = zoning.of(result, zone_cells[i] if zone_cells is not None else None)
         if static_count is not None:
             if static_findings:
                 findings[len(out)] = static_findings
@@ -126,15 +173,19 @@ def process_chunk(
                     result.country,
                     fields_json,
                     None,
-                    None,
+                    zoning.held(zones, result.country),
                     static_count.parts,
                     static_count.encoding,
+                    zones.key,
+                    zones.source,
                 )
             )
             continue
         state, reason, parts, encoding, found = body_verdict(template, values, work.gsm_safe)
         if found:
             findings[len(out)] = found
+        if state is None:
+            reason = zoning.held(zones, result.country)
         out.append(
             (
                 row,
@@ -146,9 +197,28 @@ def process_chunk(
                 reason,
                 parts,
                 encoding,
+                zones.key,
+                zones.source,
             )
         )
     return out, findings
+
+
+def mark_suppressed(rows: list[RowResult], listed: Mapping[str, str]) -> int:
+    """`pending` rows whose number is on the do-not-send list (number -> its reason) become
+    `suppressed`, in place; returns how many. Run after de-duplication: a listed number that
+    repeats is suppressed once and `duplicate` after."""
+    if not listed:
+        return 0
+    pending = RecipientState.PENDING.value
+    suppressed = RecipientState.SUPPRESSED.value
+    marked = 0
+    for i, row in enumerate(rows):
+        reason = listed.get(row[2]) if row[5] == pending and row[2] is not None else None
+        if reason is not None:
+            rows[i] = (*row[:5], suppressed, SUPPRESSED_REASON + reason, *row[7:])
+            marked += 1
+    return marked
 
 
 def body_verdict(

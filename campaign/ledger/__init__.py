@@ -14,6 +14,8 @@ types of campaign.domain. The package is split by concern, one module each:
 - events.py     delivery events: recorded by the ingester; the funnel, charges, `unknown` outcomes
 - rows.py       row -> value type conversions shared by more than one concern
 - errors.py     LedgerError and its kinds
+- suppressions.py  the account-wide do-not-send list
+- audience.py   who may be claimed now (window groups, do-not-send list, frequency cap), expiry
 
 Why a facade composed of mixins, one per concern module: callers keep one object and one flat set of
 method names (`ledger.claim`, `ledger.state_counts`) whatever module a method lives in, and a method
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from campaign.ledger.audience import AudienceMixin
 from campaign.ledger.campaigns import CampaignsMixin
 from campaign.ledger.claims import ClaimsMixin
 from campaign.ledger.errors import CampaignExists, CampaignNotFound, LedgerError, SenderBusy
@@ -35,9 +38,19 @@ from campaign.ledger.events import EventsMixin
 from campaign.ledger.imports import ImportsMixin
 from campaign.ledger.reads import ReadsMixin
 from campaign.ledger.report import ReportMixin
+from campaign.ledger.suppressions import SuppressionsMixin
 
 
-class Ledger(CampaignsMixin, ImportsMixin, ClaimsMixin, ReadsMixin, EventsMixin, ReportMixin):
+class Ledger(
+    CampaignsMixin,
+    ImportsMixin,
+    ClaimsMixin,
+    ReadsMixin,
+    EventsMixin,
+    ReportMixin,
+    SuppressionsMixin,
+    AudienceMixin,
+):
     """The ledger at `engine` (see campaign.ledger.engine.open_ledger_engine)."""
 
     def __init__(self, engine: Engine) -> None:

@@ -38,6 +38,11 @@ class CampaignsMixin:
             "country_parameters": spec.country_parameters,
             "message_feedback": spec.message_feedback,
             "gsm_safe": spec.gsm_safe,
+            "window": spec.window,
+            "days": spec.days,
+            "deadline": spec.deadline,
+            "max_per_recipient": spec.max_per_recipient,
+            "per_hours": spec.per_hours,
             "created_at": stamp,
             "updated_at": stamp,
         }

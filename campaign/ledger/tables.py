@@ -36,7 +36,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0006"
 
 
 campaigns = Table(
@@ -256,4 +256,59 @@ events_aside = Table(
     Column("context", Text),  # JSON object, when the event had one
     Column("raw", Text),  # the input itself, for undecodable ones (cut to a few KB)
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- sending windows, deadlines, do-not-send lists, frequency caps (revision 0006) ------------------
+# Columns appended here rather than in the tables above: ADD COLUMN puts them last, as this does.
+for _column in (
+    # WindowPolicy.spec; NULL: the message type's default; "none": off. WINDOW is a reserved word
+    # in PostgreSQL: Core quotes it; hand-written SQL must write "window".
+    Column("window", Text),
+    Column("days", String(40)),  # --days ("mon-fri"), applied to whatever window is in force
+    Column("deadline", DateTime(timezone=True)),  # nothing leaves after it
+    Column("max_per_recipient", Integer),  # at most this many messages to one number ...
+    Column("per_hours", Integer),  # ... in this many hours, across every campaign; NULL: no cap
+):
+    campaigns.append_column(_column)
+for _column in (
+    # The recipient's time zones, decided at import (campaign.phones.timezones): the kept IANA
+    # names, sorted and space-joined; NULL: unknown (never guessed). How it was decided: number,
+    # country (every zone of the calling code) or column (--timezone-column).
+    Column("tz_key", Text),
+    Column("tz_source", String(16)),
+):
+    recipients.append_column(_column)
+del _column
+
+# The window check works on (zone key, country) groups of pending recipients: `estimate`,
+# `status` and the sender group them with this index alone (pending rows only, so a claim takes
+# its row out of it and nothing else pays for it).
+Index(
+    "ix_recipients_pending_groups",
+    recipients.c.campaign_id,
+    recipients.c.tz_key,
+    recipients.c.country,
+    recipients.c.parts,
+    sqlite_where=recipients.c.state == "pending",
+    postgresql_where=recipients.c.state == "pending",
+)
+# The frequency cap counts the messages to one number in the last N hours across campaigns: the
+# recipients with that number that were ever claimed (`attempts > 0`, so an import adds nothing
+# to this index and a claim adds its row once), then their attempts (ix_attempts_recipient).
+Index(
+    "ix_recipients_claimed_phone",
+    recipients.c.phone,
+    sqlite_where=recipients.c.attempts > 0,
+    postgresql_where=recipients.c.attempts > 0,
+)
+
+# The account-wide do-not-send list: every campaign of the ledger skips these numbers, at import
+# and again at claim time (a lookup by the primary key per candidate).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("phone", String(20), primary_key=True),  # E.164, byte for byte as imports store it
+    Column("reason", Text, nullable=False),
+    Column("source", String(300), nullable=False),  # "user" or "aws-opt-out:<list name>"
+    Column("added_at", DateTime(timezone=True), nullable=False),
 )

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from campaign.domain import ALL_STATES, RecipientState, RunInfo, sender_alive
+from campaign.audience.gate import Holdback, campaign_policy, holdback
+from campaign.domain import ALL_STATES, RecipientState, RunInfo, now, sender_alive
 from campaign.ledger import Ledger
 from campaign.ledger.events import DeliveryCounts, UnknownOutcomes
 from campaign.pricing import PriceTable, classes_cost
@@ -85,6 +86,8 @@ class CampaignStatus:
     # killed or crashed mid-send.
     last_run_crashed: bool = False
     delivery: Delivery | None = None  # from delivery events
+    window: Holdback | None = None  # pending recipients by what their window says now
+    deadline: datetime | None = None
 
     @property
     def recipients(self) -> int:
@@ -122,6 +125,9 @@ class CampaignStatus:
                 "sent": s.sent,
                 "to_send": s.to_send,
             }
+        if self.window is not None:
+            info["window"] = self.window.to_json()
+        info["deadline"] = _text(self.deadline)
         last = self.last_run
         info["last_run"] = (
             {
@@ -177,6 +183,8 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
             reasons=ledger.undelivered_reasons(campaign.id, limit=5),
             unknown=ledger.unknown_outcomes(campaign),
         ),
+        window=holdback(ledger.pending_groups(campaign.id), campaign_policy(campaign), now()),
+        deadline=campaign.deadline,
     )
 
 

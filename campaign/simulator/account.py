@@ -201,6 +201,7 @@ class Account:
         if config.opt_out_file is not None:
             opted_out |= load_numbers(config.opt_out_file)
         self._opted_out: dict[str, float] = dict.fromkeys(opted_out, self._started_at)
+        self._describe_throttles = 0  # DescribeOptedOutNumbers calls still to refuse (a test's)
         self._by_name: dict[str, SimulatedIdentity] = {}
         for identity in config.identities:
             self._by_name[identity.value] = identity
@@ -326,6 +327,11 @@ class Account:
     def opted_out(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._opted_out)
+
+    def throttle_describes(self, calls: int) -> None:
+        """Answer the next `calls` DescribeOptedOutNumbers with ThrottlingException."""
+        with self._lock:
+            self._describe_throttles = calls
 
     # --- per request ---------------------------------------------------------------------
 
@@ -596,6 +602,9 @@ class Account:
         with self._lock:
             config = self._config
             opted_out = dict(self._opted_out)
+            if self._describe_throttles > 0:
+                self._describe_throttles -= 1
+                raise ApiError("ThrottlingException", "Rate exceeded (injected)")
         name = opt_out_list_name(request)
         arn = f"arn:aws:sms-voice:{config.region}:{config.account_id}:opt-out-list/"
         arn += config.opt_out_list_name

@@ -197,6 +197,9 @@ class Simulator:
     def opted_out(self) -> frozenset[str]:
         return self._account.opted_out()
 
+    def throttle_describes(self, calls: int) -> None:
+        self._account.throttle_describes(calls)
+
     # --- request handling (called from the HTTP handler threads) -------------------------
 
     def _register(self, conn: socket.socket, add: bool) -> None:

@@ -299,8 +299,9 @@ def test_failed_recipients_import_says_the_campaign_exists(run: Cli, tmp_path: P
     result = run(
         "create", "spring", "-o", ORIGIN, "-m", "Hi {first_name}", "--recipients", str(csv), code=1
     )
-    created, line = result.stderr.strip().splitlines()
+    created, window, line = result.stderr.strip().splitlines()
     assert created.startswith("Created campaign 'spring'")
+    assert window.startswith("Sending window: 08:00-20:00 every day in CA, US;")
     assert line.startswith("Error: the message uses {first_name} but r.csv has no column")
     assert line.endswith(
         "campaign 'spring' was created without these recipients: "

@@ -76,7 +76,7 @@ def test_a_do_not_send_list_is_normalized_like_an_import() -> None:
     found = normalize_list(cells, "US")
     assert found.numbers == ("+14155552671", "+442079460000")  # a landline may be listed too
     assert found.repeats == 2 and found.empty == 2
-    assert found.rejected == (("n/a", "unparseable: not a phone number"),)
+    assert found.rejected == ((6, "n/a", "unparseable: not a phone number"),)
     # Byte for byte what an import stores for the same cell.
     assert Normalizer("US").normalize("(415) 555-2671").e164 == found.numbers[0]
 
@@ -84,7 +84,9 @@ def test_a_do_not_send_list_is_normalized_like_an_import() -> None:
 def test_a_do_not_send_list_without_a_region_needs_country_codes() -> None:
     found = normalize_list(["+33 6 12 34 56 78", "06 12 34 56 78"])
     assert found.numbers == ("+33612345678",)
-    assert found.rejected == (("06 12 34 56 78", "no country code and no default region"),)
+    assert found.rejected == ((2, "06 12 34 56 78", "no country code and no default region"),)
+    in_file = normalize_list(["06 12 34 56 78"], rows=[41])
+    assert in_file.rejected == ((41, "06 12 34 56 78", "no country code and no default region"),)
 
 
 def test_a_bad_default_region_is_one_line() -> None:
