@@ -416,6 +416,11 @@ class Template:
         return tuple(dict.fromkeys(column for _, column, _ in self._slots))
 
     @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The columns used at least once without a fallback: a file must have them (SPEC)."""
+        return tuple(dict.fromkeys(column for _, column, fb in self._slots if fb is None))
+
+    @property
     def literal_text(self) -> str:
         """The template's own text without its fields (braces unescaped); fallbacks excluded."""
         return "".join(self._pieces)

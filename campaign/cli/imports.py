@@ -14,7 +14,7 @@ from campaign.cli.settings import Settings, pass_settings
 from campaign.domain import Campaign
 
 if TYPE_CHECKING:
-    from campaign.importing.importer import ImportOptions
+    from campaign.importing.importer import ImportOptions, ImportSummary
 
 
 def import_options(**options: Any) -> ImportOptions:
@@ -26,17 +26,34 @@ def import_options(**options: Any) -> ImportOptions:
 
 @click.command("import")
 @click.argument("name")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
+)
 @click.option(
     "--phone-column",
-    default=None,
-    help="The phone column (default: found by name: "
-    "phone, mobile, cell, msisdn, phone_number, number...).",
+    multiple=True,
+    help="The phone column (default: found by name, SMS and mobile columns first: SMS Phone "
+    "Number, Mobile, Handynummer, Téléphone portable, Phone...). Repeat it to fall back, per "
+    "row, to the next column when a cell is empty or not a mobile number.",
+)
+@click.option(
+    "--phone-fallback",
+    is_flag=True,
+    help="A row whose phone cell is empty or not a mobile number takes its number from the "
+    "next phone-like column (best first); the report's `note` says which.",
+)
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="The column behind a field of the message, e.g. --map first_name=Prénom (repeatable).",
 )
 @click.option(
     "--country-column",
     default=None,
-    help="A column with each row's country (ISO alpha-2) for numbers without +CC.",
+    help="A column with each row's country (ISO alpha-2 such as DE, or a name such as "
+    "Germany or Deutschland) for numbers without +CC.",
 )
 @click.option(
     "--timezone-column",
@@ -54,7 +71,8 @@ def import_options(**options: Any) -> ImportOptions:
 @click.option(
     "--encoding",
     default=None,
-    help="File encoding (default: detect UTF-8, UTF-8 with BOM, UTF-16, Windows-1252).",
+    help="File encoding (default: detect UTF-8, UTF-8 with BOM, UTF-16, Windows-1252, or UTF-8 "
+    "with some Windows-1252 lines, decoded line by line with a warning).",
 )
 @click.option(
     "--allow-non-mobile",
@@ -75,9 +93,13 @@ def import_(settings: Settings, name: str, file: Path, **options: Any) -> None:
     `duplicate`. All or nothing: a failed import changes nothing, and importing the same file twice
     adds nobody.
 
+    FILE `-` reads standard input.
+
     \b
     Example:
       campaign import spring-sale customers.csv --default-region US
+      campaign import spring-sale hubspot.csv --map first_name=Vorname --phone-fallback
+      crm-export | campaign import spring-sale - --default-region GB
     """
     region = options["default_region"]
     if region is not None and (len(region) != 2 or not region.isalpha()):
@@ -103,18 +125,22 @@ def run_import(settings: Settings, campaign: Campaign, file: Path, options: Impo
             raise Interrupted("import interrupted; nothing was imported") from None
         finally:
             bar.close()
+    source = "standard input" if str(file) == "-" else str(file)
     if summary.already_imported is not None:
         prev = summary.already_imported
         say(
-            f"{file} was already imported into {campaign.name!r} "
+            f"{source} was already imported into {campaign.name!r} "
             f"({prev.created_at:%Y-%m-%d %H:%M} UTC, {count(prev.rows, 'row')}); nothing added.",
             settings,
         )
         return
     record = summary.record
     assert record is not None
+    for warning in summary.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    _say_phone_column(summary, settings)
     say(
-        f"Imported {count(record.rows, 'row')} from {file} into {campaign.name!r} "
+        f"Imported {count(record.rows, 'row')} from {source} into {campaign.name!r} "
         f"({summary.encoding}, delimiter {summary.delimiter!r}): "
         f"{record.accepted} ready, {record.duplicates} duplicate, {record.invalid} invalid.",
         settings,
@@ -142,6 +168,24 @@ def _say_held(settings: Settings, campaign: Campaign) -> None:
             f"{held.unknown_zone:,} with an unknown time zone, {held.empty_window:,} whose zones "
             "never share an open hour. See `campaign report`; give a --timezone-column, a "
             "--window or --no-window (campaign edit).",
+            settings,
+        )
+
+
+def _say_phone_column(summary: ImportSummary, settings: Settings) -> None:
+    """`phone column: X`, always: which column was read is the first thing to check."""
+    line = f"phone column: {summary.phone_column}"
+    if summary.phone_why:
+        line += f" ({summary.phone_why})"
+    if summary.phone_fallbacks:
+        names = ", ".join(repr(n) for n in summary.phone_fallbacks)
+        line += f"; per row, when empty or not a mobile number: {names}"
+        line += f" ({count(summary.fell_back, 'row')} took a fallback)"
+    say(line, settings)
+    if summary.split_cells:
+        say(
+            f"{count(summary.split_cells, 'row')} had several numbers in one cell: the first "
+            "that can receive SMS was taken (see the report's note)",
             settings,
         )
 

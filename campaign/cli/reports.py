@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -15,21 +14,6 @@ from campaign.cli.errors import user_errors
 from campaign.cli.options import json_option, prices_option
 from campaign.cli.render import render_status, say
 from campaign.cli.settings import Settings, pass_settings
-
-REPORT_COLUMNS = (
-    "row",
-    "raw_phone",
-    "phone",
-    "country",
-    "state",
-    "reason",
-    "parts",
-    "encoding",
-    "message_id",
-    "attempts",
-    "file",
-)
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,20 +75,37 @@ def status(settings: Settings, name: str, as_json: bool, prices: Path | None) ->
     show_default=True,
     help="Write the CSV to this file ('-' for stdout).",
 )
+@click.option(
+    "--include",
+    default=None,
+    metavar="COLUMNS",
+    help="Original columns of the imported files to add, e.g. email,crm_id, or 'all'.",
+)
+@click.option(
+    "--excel",
+    is_flag=True,
+    help="For Excel: UTF-8 with a byte order mark, CRLF, phones and ids kept as text.",
+)
 @html_report_options
 @pass_settings
 def report(
     settings: Settings,
     name: str,
     output: str,
+    include: str | None,
+    excel: bool,
     html: Path | None,
     png: Path | None,
     prices: Path | None,
 ) -> None:
-    """One CSV row per input row: its number, state, reason, parts and MessageId.
+    """One CSV row per input row: its number, state, reason, parts, MessageId, when it was
+    sent and whether it was delivered; with --include, the file's own columns, to take it back
+    to the CRM.
 
-    Columns: row, raw_phone, phone, country, state, reason, parts, encoding, message_id,
-    attempts, file.
+    Columns: row (data row, header not counted), raw_phone, phone, country, state, reason,
+    parts, encoding, message_id, attempts, file, sheet_row (the spreadsheet's row number:
+    header = 1), sent_at (UTC), delivery, delivery_reason, charged, note, then the included
+    columns. Cells a spreadsheet would run as formulas start with an apostrophe.
 
     With --html, a self-contained page instead (charts included, opens offline): the
     funnel, the send over time, countries, failure reasons and the message.
@@ -112,50 +113,46 @@ def report(
     \b
     Example:
       campaign report spring-sale --output spring-report.csv
+      campaign report spring-sale --include email,crm_id --excel -o for-hubspot.csv
       campaign report spring-sale --html spring.html --prices prices.csv --png charts/
     """
     if html is not None or png is not None or prices is not None:
         return write_html_report(settings, name, html, png, prices)
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
-        rows = settings.ledger.report_rows(campaign.id)
-        if output == "-":
-            _write_report(sys.stdout, rows)
-            return
-        path = Path(output)
-        tmp = path.with_name(path.name + ".part")
-        try:
-            fh = tmp.open("w", newline="", encoding="utf-8")
-        except OSError as exc:  # name the file asked for, not the temporary one
-            raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
-        with fh:
-            n = _write_report(fh, rows)
-        tmp.replace(path)  # never leave a half-written report under the real name
-    say(f"Wrote {n} rows to {path}", settings)
+        n = _write_csv_report(settings, campaign.id, output, include, excel)
+    if output != "-":
+        say(f"Wrote {n} rows to {output}", settings)
 
 
-def _write_report(fh: TextIO, rows: Iterable[Mapping[str, Any]]) -> int:
-    writer = csv.writer(fh, lineterminator="\n")
-    writer.writerow(REPORT_COLUMNS)
-    n = 0
-    for r in rows:
-        writer.writerow(
-            [
-                r["row"],
-                r["raw_phone"],
-                r["phone"] or "",
-                r["country"] or "",
-                r["state"],
-                r["reason"] or "",
-                r["parts"] if r["parts"] is not None else "",
-                r["encoding"] or "",
-                r["message_id"] or "",
-                r["attempts"],
-                r["filename"],
-            ]
+def _write_csv_report(
+    settings: Settings, campaign_id: int, output: str, include: str | None, excel: bool
+) -> int:
+    """Stream the report CSV to `output` (`-`: stdout); returns the number of rows."""
+    from campaign.reports.csv_report import choose_included, write_report
+    from campaign.reports.output import ReportWriteError, open_report_file
+
+    if output.lower().endswith((".xlsx", ".xls")):
+        raise ReportWriteError(
+            f"{output}: the report is a CSV; name it .csv (--excel makes one Excel opens right)"
         )
-        n += 1
-    return n
+    ledger = settings.ledger
+    included = choose_included(include, ledger.import_columns(campaign_id)) if include else None
+    rows = ledger.report_rows(campaign_id, with_cells=included is not None)
+    if output == "-":
+        return write_report(sys.stdout, rows, included, excel)
+    with open_report_file(Path(output)) as binary:
+        return write_report(_Utf8(binary), rows, included, excel)
+
+
+class _Utf8:
+    """Text to a binary file as UTF-8 (the file's own buffer batches the writes)."""
+
+    def __init__(self, binary: BinaryIO) -> None:
+        self.binary = binary
+
+    def write(self, text: str) -> int:
+        return self.binary.write(text.encode("utf-8"))
 
 
 def write_html_report(

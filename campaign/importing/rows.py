@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from campaign.audience.gate import held_reason
@@ -39,6 +39,8 @@ class ChunkWork:
     gsm_safe: bool
     default_region: str | None
     allow_non_mobile: bool
+    # The phone column's name, then its per-row fallbacks' (import --phone-fallback), for notes.
+    phone_columns: tuple[str, ...] = ()
     window_policy: str = "none"  # WindowPolicy.spec of the campaign: who is held, and why
 
 
@@ -79,11 +81,11 @@ class _Zones:
 
 
 # One ledger row, in the order of LEDGER_COLUMNS: (row, raw_phone, phone, country, fields, state,
-# reason, parts, encoding, tz_key, tz_source). `state` is None for a row that passed every check:
-# the caller decides `pending` or `duplicate`, in file order; its reason, if any, says why no
-# window will let it through (it stays pending, held). An invalid row has no phone: the report's
-# `phone` is empty when the row is invalid (SPEC), and an invalid row must not make a later one a
-# `duplicate`. tz_key None: the zone is unknown (never guessed).
+# reason, parts, encoding, note, tz_key, tz_source). `state` is None for a row that passed every
+# check: the caller decides `pending` or `duplicate`, in file order; its reason, if any, says why
+# no window will let it through (it stays pending, held). An invalid row has no phone: the
+# report's `phone` is empty when the row is invalid (SPEC), and an invalid row must not make a
+# later one a `duplicate`. tz_key None: the zone is unknown (never guessed).
 LEDGER_COLUMNS = (
     "row",
     "raw_phone",
@@ -94,6 +96,7 @@ LEDGER_COLUMNS = (
     "reason",
     "parts",
     "encoding",
+    "note",  # how the number was found, when that needs saying (a fallback column, a split cell)
     "tz_key",
     "tz_source",
 )
@@ -106,6 +109,7 @@ RowResult = tuple[
     str | None,
     str | None,
     int | None,
+    str | None,
     str | None,
     str | None,
     str | None,
@@ -123,20 +127,24 @@ def process_chunk(
     regions: Sequence[Any] | None,
     fields: dict[str, Sequence[Any]],
     blank: Sequence[bool] | None,
+    fallbacks: Sequence[Sequence[Any]] = (),
     zone_cells: Sequence[Any] | None = None,
 ) -> tuple[list[RowResult], RowFindings]:
     """Normalize, render, count and serialize one chunk: everything per row that does not depend
     on the rows before it, so that it can run in a worker process. `first_row` is the 1-based
     data row number of phones[0]; rows flagged in `blank` (wholly empty lines) are left out, but
-    the numbering still follows the file. `zone_cells`: the --timezone-column's cells (a zone
-    there wins over the number's). One loop, the import's hot path: kept whole on purpose."""
+    the numbering still follows the file. `fallbacks` are the other phone columns a row falls
+    back to, in order, when its phone cell is empty or not a mobile number. `zone_cells`: the
+    --timezone-column's cells (a zone there wins over the number's). One loop, the import's hot
+    path: kept whole on purpose."""
     work: ChunkWork = _worker_state["work"]
     template: Template = _worker_state["template"]
     normalizer: Normalizer = _worker_state["normalizer"]
     zoning: _Zones = _worker_state["zones"]
-    phone_results = normalizer.normalize_many(
-        phones, [r if r else None for r in regions] if regions is not None else None
-    )
+    region_list = [r if r else None for r in regions] if regions is not None else None
+    phone_results = normalizer.normalize_many(phones, region_list)
+    if fallbacks:
+        phones = _fall_back(normalizer, phone_results, phones, fallbacks, region_list, work)
     columns = list(fields)
     findings: RowFindings = {}
     static_count = static_findings = None
@@ -159,7 +167,7 @@ def process_chunk(
         fields_json = dumps(values, ensure_ascii=False) if columns else None
         if result.e164 is None:
             invalid_row = (row, raw, None, result.country, fields_json, invalid, result.reason)
-            out.append((*invalid_row, None, None, None, None))
+            out.append((*invalid_row, None, None, None, None, None))
             continue
         zones = zoning.of(result, zone_cells[i] if zone_cells is not None else None)
         if static_count is not None:
@@ -176,6 +184,7 @@ def process_chunk(
                     zoning.held(zones, result.country),
                     static_count.parts,
                     static_count.encoding,
+                    result.note,
                     zones.key,
                     zones.source,
                 )
@@ -197,11 +206,48 @@ def process_chunk(
                 reason,
                 parts,
                 encoding,
+                result.note,
                 zones.key,
                 zones.source,
             )
         )
     return out, findings
+
+
+def _fall_back(
+    normalizer: Normalizer,
+    results: list[PhoneResult],
+    phones: Sequence[Any],
+    fallbacks: Sequence[Sequence[Any]],
+    regions: Sequence[str | None] | None,
+    work: ChunkWork,
+) -> list[Any]:
+    """Rows whose phone cell is empty or not a mobile number take the first fallback column
+    that has one (results changed in place, with a note); returns the cell each row used."""
+    used = list(phones)
+    first = work.phone_columns[0] if work.phone_columns else "the phone column"
+    for i, result in enumerate(results):
+        reason = result.reason
+        if reason is None or not (reason == "empty" or reason.startswith("not a mobile")):
+            continue
+        region = regions[i] if regions is not None else None
+        tried: str | None = None  # the first fallback that had a number, and why it failed
+        for column, cells in enumerate(fallbacks, start=1):
+            found = normalizer.normalize(cells[i], region)
+            name = work.phone_columns[column] if column < len(work.phone_columns) else "?"
+            if found.e164 is not None:
+                note = f"phone from {name!r} ({first!r}: {reason})"
+                results[i] = replace(
+                    found, note=note if found.note is None else f"{note}; {found.note}"
+                )
+                used[i] = cells[i]
+                break
+            if tried is None and found.reason != "empty":
+                tried = f"{name!r}: {found.reason}"
+        else:
+            if tried is not None:
+                results[i] = replace(result, reason=f"{reason}; fallback {tried}")
+    return used
 
 
 def mark_suppressed(rows: list[RowResult], listed: Mapping[str, str]) -> int:

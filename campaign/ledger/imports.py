@@ -33,6 +33,16 @@ class ImportsMixin:
             ).all()
         return [_import_record(r) for r in rows]
 
+    def import_columns(self, campaign_id: int) -> dict[int, list[str]]:
+        """Each import's header row, in file order (what `recipients.cells` are in the order of)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(imports.c.id, imports.c.columns)
+                .where(imports.c.campaign_id == campaign_id)
+                .order_by(imports.c.id)
+            ).all()
+        return {import_id: list(json.loads(names)) for import_id, names in rows}
+
     def known_phones(self, campaign_id: int) -> set[str]:
         """Every E.164 number already in the campaign (for duplicate detection across imports)."""
         with self.engine.connect() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select, type_coerce
 
 from campaign.domain import Claim, PartsClass, RecipientState, RunInfo, StateCounts, aware, now
 from campaign.ledger.rows import CLAIM_COLUMNS, claim_from_row, full_counts
@@ -91,22 +91,50 @@ class ReadsMixin:
                 out.extend(claim_from_row(r) for r in rows)
         return out
 
-    def report_rows(self, campaign_id: int, chunk: int = 10_000) -> Iterator[dict[str, Any]]:
-        """Every recipient in input order (file by file, row by row), streamed."""
-        query = (
+    def report_rows(
+        self, campaign_id: int, chunk: int = 10_000, *, with_cells: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Every recipient in input order (file by file, row by row), streamed; with `sent_at`
+        (when the API accepted it), the delivery beside the state, the import's note, and with
+        `with_cells` the input row's cells (campaign.importing.cells) and its import's id."""
+        sent = attempts.c.outcome == S.SENT.value
+        # The accepting call's end; for an `unknown` that an event later showed was accepted,
+        # the start of its last call (when the message left, give or take the call).
+        sent_at = (
             select(
-                imports.c.filename,
-                recipients.c.row,
-                recipients.c.raw_phone,
-                recipients.c.phone,
-                recipients.c.country,
-                recipients.c.state,
-                recipients.c.reason,
-                recipients.c.parts,
-                recipients.c.encoding,
-                recipients.c.message_id,
-                recipients.c.attempts,
+                func.coalesce(
+                    func.max(case((sent, attempts.c.finished_at))), func.max(attempts.c.started_at)
+                )
             )
+            .where(attempts.c.recipient_id == recipients.c.id, attempts.c.dry_run.is_(False))
+            .correlate(recipients)
+            .scalar_subquery()
+        )
+        columns = [
+            imports.c.filename,
+            recipients.c.row,
+            recipients.c.raw_phone,
+            recipients.c.phone,
+            recipients.c.country,
+            recipients.c.state,
+            recipients.c.reason,
+            recipients.c.parts,
+            recipients.c.encoding,
+            recipients.c.message_id,
+            recipients.c.attempts,
+            type_coerce(
+                case((recipients.c.state == S.SENT.value, sent_at)), attempts.c.finished_at.type
+            ).label("sent_at"),
+            recipients.c.delivery,
+            recipients.c.delivery_reason,
+            recipients.c.delivery_at,
+            recipients.c.charged,
+            recipients.c.note,
+        ]
+        if with_cells:
+            columns += [recipients.c.import_id, recipients.c.cells]
+        query = (
+            select(*columns)
             .join(imports, imports.c.id == recipients.c.import_id)
             .where(recipients.c.campaign_id == campaign_id)
             .order_by(recipients.c.import_id, recipients.c.row)

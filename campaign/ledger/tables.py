@@ -36,7 +36,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 
 campaigns = Table(
@@ -312,3 +312,10 @@ suppressions = Table(
     Column("source", String(300), nullable=False),  # "user" or "aws-opt-out:<list name>"
     Column("added_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- what report gives back to the CRM (revision 0007) -----------------------------------------------
+# How an accepted number was found when that needs saying (a fallback phone column, one number of
+# several in a cell), and every cell of the input row, for `report --include`, in the order of
+# imports.columns (encoded by campaign.importing.cells: cells joined by U+001F, or JSON).
+recipients.append_column(Column("note", Text))
+recipients.append_column(Column("cells", Text))

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -60,7 +61,13 @@ from phonenumbers import (
     ValidationResult,
 )
 
-__all__ = ["Normalizer", "PhoneResult", "normalize", "repair_spreadsheet_number"]
+__all__ = [
+    "Normalizer",
+    "PhoneResult",
+    "country_from_name",
+    "normalize",
+    "repair_spreadsheet_number",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,7 @@ class PhoneResult:
     country: str | None  # ISO alpha-2 region of the number when known (also when rejected)
     reason: str | None  # None when accepted, else a short human reason
     number_type: str | None  # "mobile", "fixed_line_or_mobile", ...; None when not a valid number
+    note: str | None = None  # how an accepted number was found, when not simply (one of several)
 
     @property
     def ok(self) -> bool:
@@ -523,7 +531,7 @@ class Normalizer:
             return self.default_region, None  # NaN from an empty cell: the default applies
         if not region.strip():
             resolved: tuple[str | None, str | None] = (self.default_region, None)
-        elif (code := _region_code(region)) is not None:
+        elif (code := _region_code(region) or country_from_name(region)) is not None:
             resolved = (code, None)
         else:
             resolved = (None, region.strip())
@@ -604,6 +612,13 @@ class Normalizer:
 
     def _normalize_slow(self, text: str, code: str | None, bad: str | None) -> PhoneResult:
         """phonenumbers alone: the reference the fast path copies, and the path for odd shapes."""
+        several = _several_numbers(text)
+        if several is not None:
+            return self._first_of_several(several, code, bad)
+        if _has_letters(text):
+            # phonenumbers reads 1-800-FLOWERS as digits; in a CSV of numbers letters are a
+            # typing error or a note ("(mobile)"), never something to dial.
+            return PhoneResult(None, None, f"letters in the number: {text}", None)
         try:
             number = phonenumbers.parse(text, code)
         except NumberParseException as error:
@@ -632,6 +647,24 @@ class Normalizer:
             bool(number.extension),
         )
 
+    def _first_of_several(
+        self, pieces: list[str], code: str | None, bad: str | None
+    ) -> PhoneResult:
+        """A cell with several numbers (Google Contacts joins them with ` ::: `): the first one
+        that can receive an SMS, with a note saying so; else the first one's reason."""
+        results = [self._normalize_text(piece, code, bad) for piece in pieces]
+        for position, result in enumerate(results, start=1):
+            if result.e164 is not None:
+                note = f"number {position} of {len(pieces)} in the cell"
+                return PhoneResult(result.e164, result.country, None, result.number_type, note)
+        first = results[0]
+        return PhoneResult(
+            None,
+            first.country,
+            f"several numbers in one cell ({len(pieces)}), none can receive SMS: {first.reason}",
+            None,
+        )
+
     def _result(
         self,
         cc: int,
@@ -657,8 +690,104 @@ class Normalizer:
         return PhoneResult(f"+{cc}{nsn}", country, None, type_name)
 
 
+# Between two numbers in one cell: Google Contacts' " ::: ", a semicolon, a pipe, a line break,
+# " / ", or a comma. A piece counts as a number only with 6 digits or more, so "030/1234567"
+# and a decimal comma stay one number.
+_SEPARATORS: Final = re.compile(r"\s*(?::::|;|\||\r?\n|\s/\s|,)\s*")
+_DIGIT: Final = re.compile(r"[0-9]")
+
+
+def _several_numbers(text: str) -> list[str] | None:
+    if text[:4].lower() == "tel:":
+        return None  # an RFC 3966 URI: its ";" starts parameters
+    pieces = [p for p in _SEPARATORS.split(text) if p]
+    if len(pieces) < 2 or any(len(_DIGIT.findall(p)) < 6 for p in pieces):
+        return None
+    return pieces
+
+
+# An extension at the end ("x12", "ext. 12", "#12"): rejected as such, with its own reason.
+_EXTENSION: Final = re.compile(r"\s*(?:;ext=|ext(?:ension)?\.?|x|#)\s*[0-9]+\s*$", re.IGNORECASE)
+
+
+def _has_letters(text: str) -> bool:
+    """Letters in a cell that otherwise holds a number (3 digits or more): not words such as
+    "call me", which phonenumbers calls not a number, and not a tel: prefix or an extension."""
+    body = _EXTENSION.sub("", text[4:] if text[:4].lower() == "tel:" else text)
+    return any(c.isalpha() for c in body) and len(_DIGIT.findall(body)) >= 3
+
+
 def _rebuild_normalizer(default_region: str | None, allow_non_mobile: bool) -> Normalizer:
     return Normalizer(default_region, allow_non_mobile=allow_non_mobile)
+
+
+def _name_key(name: str) -> str:
+    """A country name compared without case, accents, punctuation or a leading "the"."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    key = " ".join(re.findall(r"\w+", plain))
+    return key.removeprefix("the ")
+
+
+# Names phonenumbers' locale data does not have, or has for another place.
+_COUNTRY_ALIASES: Final = {
+    "usa": "US",
+    "u s a": "US",
+    "u s": "US",
+    "united states of america": "US",
+    "america": "US",
+    "uk": "GB",
+    "u k": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "holland": "NL",
+    "gbr": "GB",
+    "deu": "DE",
+    "fra": "FR",
+    "can": "CA",
+    "aus": "AU",
+    "mex": "MX",
+    "esp": "ES",
+    "ita": "IT",
+    "nld": "NL",
+    "bra": "BR",
+    "ind": "IN",
+    "che": "CH",
+    "aut": "AT",
+    "bel": "BE",
+    "irl": "IE",
+    "nzl": "NZ",
+}
+
+
+@cache
+def _country_names() -> dict[str, str]:
+    """Every country name phonenumbers knows, in every language it has (Deutschland, Allemagne,
+    Germany -> DE), keyed by _name_key; a name two countries share is left out. Loaded the first
+    time a country cell is not an ISO code (about half a second)."""
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
+    found: dict[str, set[str]] = {}
+    for code, names in LOCALE_DATA.items():
+        for name in names.values():
+            if name.startswith("*"):  # "same as in that language"
+                name = names.get(name[1:], "")
+            if name:
+                found.setdefault(_name_key(name), set()).add(code)
+    table = {key: next(iter(codes)) for key, codes in found.items() if len(codes) == 1}
+    table.update(_COUNTRY_ALIASES)
+    return {key: code for key, code in table.items() if code in SUPPORTED_REGIONS}
+
+
+def country_from_name(name: str) -> str | None:
+    """The ISO alpha-2 code of a country written as a name (`United States`, `Deutschland`,
+    `España`), or None."""
+    key = _name_key(name)
+    return _country_names().get(key) if key else None
 
 
 def _region_code(region: str) -> str | None:

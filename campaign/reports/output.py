@@ -13,7 +13,9 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from campaign.errors import UserError
 
@@ -62,6 +64,51 @@ def _replace_atomically(path: Path, data: bytes, mode: int | None) -> None:
             fh.flush()
             if mode is not None:
                 os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:  # Ctrl-C included: never leave the temporary file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+
+
+@contextlib.contextmanager
+def open_report_file(path: Path) -> Iterator[BinaryIO]:
+    """`write_report_file` for a report written as it is read (a million rows never held in
+    memory): yields a binary file to write to. A regular file (or a new name) is written to a
+    temporary name beside it and renamed over it only when the block ends without an error; a
+    FIFO or a device is written through; a directory is refused. A failed write (a full disk,
+    /dev/full) is a ReportWriteError naming `path`, and no temporary file is left behind."""
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise ReportWriteError(f"cannot write {path}: it is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            fd = os.open(path, os.O_WRONLY)  # no O_CREAT, no O_TRUNC: it is not a file
+            with os.fdopen(fd, "wb") as fh:
+                yield fh
+        except OSError as exc:
+            raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
+        return
+    target = Path(os.path.realpath(path))  # through symlinks, so that the link itself survives
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            if st is not None:
+                os.fchmod(fh.fileno(), stat.S_IMODE(st.st_mode))
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException as exc:  # Ctrl-C included: never leave the temporary file behind

@@ -13,6 +13,7 @@ from click.testing import Result
 import campaign.importing.importer as importer
 from campaign.ledger import Ledger
 from campaign.ledger.engine import open_ledger_engine
+from campaign.reports.csv_report import neutralize
 from tests.helpers import SAMPLES, Cli, write_csv
 
 ORIGIN = "+12065550100"
@@ -325,6 +326,7 @@ INVALID_PHONES = [
     pytest.param("+44 20 7946 0000", "not a mobile-capable number (fixed line)", id="fixed line"),
     pytest.param("+1 800 555 0199", "not a mobile-capable number (toll-free)", id="toll-free"),
     pytest.param("+1 206 555 0100 ext. 12", "has an extension", id="extension"),
+    pytest.param("1-206-555-CALL", "letters in the number: 1-206-555-CALL", id="letters"),
 ]
 
 
@@ -338,7 +340,9 @@ def test_invalid_phones_are_kept_with_their_reason(
     assert "0 ready, 0 duplicate, 1 invalid" in result.stderr
     assert "invalid:" in result.stderr  # the summary by reason
     [row] = report(run)
-    assert (row["row"], row["raw_phone"], row["phone"], row["state"]) == ("1", cell, "", "invalid")
+    # As written; a cell a spreadsheet would run as a formula gets a leading ' (issue 13).
+    raw = neutralize(cell)
+    assert (row["row"], row["raw_phone"], row["phone"], row["state"]) == ("1", raw, "", "invalid")
     assert why in row["reason"]
     assert counts(run) == {"invalid": 1}
 
@@ -563,12 +567,6 @@ BAD_IMPORTS = [
         ["--encoding", "utf-8"],
         "bad.csv is not valid utf-8: byte 33 (line 2) cannot be decoded",
         id="forced wrong encoding",
-    ),
-    pytest.param(
-        b"\xef\xbb\xbfphone,first_name\n+12065550100,Jos\xe9\n",
-        [],
-        "starts like UTF-8 (byte order mark) but byte 36 (line 2)",
-        id="UTF-8 BOM, then a cp1252 byte",
     ),
     pytest.param(
         b"phone,first_name\n+12065550100,Ava\n",

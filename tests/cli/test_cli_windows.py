@@ -170,6 +170,50 @@ def test_import_decides_each_zone_and_the_column_wins(run: Cli, tmp_path: Path) 
     assert status["window"]["held"] == {"unknown_zone": 2, "empty_window": 0}
 
 
+def test_zones_follow_the_number_a_row_falls_back_to(run: Cli, tmp_path: Path) -> None:
+    """The import's phone column choice (Mobile over Phone, a per-row fallback, several numbers in
+    a cell) and its time zones (the column wins, else the number actually taken) together."""
+    run("create", "c", "-o", ORIGIN, "-m", "Hi {name}")
+    path = write_csv(
+        tmp_path / "r.csv",
+        "name,Phone,Mobile,tz\n"
+        "Ann,+12125550101,+13105550101,\n"  # Mobile wins: Los Angeles, from its number
+        "Bob,+12125550102,,\n"  # falls back to Phone: New York, from that number
+        "Cy,+12125550103,,Asia/Tokyo\n"  # falls back, and the column still wins
+        "Di,,+18005550104 ::: +13105550104,\n"  # the second number of the cell: Los Angeles
+        "Ed,+12125550105,,Mars/Olympus\n",  # falls back, then held: not a zone
+    )
+    result = run("import", "c", str(path), "--timezone-column", "tz", "--phone-fallback")
+    assert "phone column: Mobile" in result.stderr and "(3 rows took a fallback)" in result.stderr
+    assert "1 recipient held by the sending window: 1 with an unknown time zone" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(run("report", "c").stdout)))
+    assert [r["state"] for r in rows] == ["pending"] * 5
+    assert [r["phone"] for r in rows] == [
+        "+13105550101",
+        "+12125550102",
+        "+12125550103",
+        "+13105550104",
+        "+12125550105",
+    ]
+    assert [r["note"] for r in rows] == [
+        "",
+        "phone from 'Phone' ('Mobile': empty)",
+        "phone from 'Phone' ('Mobile': empty)",
+        "number 2 of 2 in the cell",
+        "phone from 'Phone' ('Mobile': empty)",
+    ]
+    assert [r["reason"] for r in rows[:4]] == ["", "", "", ""]
+    assert rows[4]["reason"].startswith("held: time zone unknown (time zone column: 'Mars/Olympus'")
+    ledger = Ledger(open_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    groups = {(g.zone_key, g.country): g.recipients for g in ledger.pending_groups(1)}
+    assert groups == {
+        ("America/Los_Angeles", "US"): 2,
+        ("America/New_York", "US"): 1,
+        ("Asia/Tokyo", "US"): 1,
+        (None, "US"): 1,
+    }
+
+
 def test_a_missing_timezone_column_is_one_line(run: Cli, tmp_path: Path) -> None:
     run("create", "c", "-o", ORIGIN, "-m", "Hi")
     path = write_csv(tmp_path / "r.csv", "phone\n+12125550101\n")
