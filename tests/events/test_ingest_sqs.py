@@ -4,6 +4,7 @@ queue (envelope or raw), malformed messages, reconciling `unknown`, Ctrl-C, and 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -129,7 +130,11 @@ def test_ctrl_c_commits_what_was_received_and_exits_3(
     assert proc.returncode == 3, stderr
     assert time.monotonic() - started < 10  # it did not sit out the long poll
     assert "Stopping: committing what was received" in stderr
-    assert "Read 5 events (5 SQS messages)" in stderr
+    # SQS delivers at least once (moto's threaded server can hand one message to two receivers
+    # under load): every message is read, and each event is stored exactly once.
+    read = re.search(r"Read (\d+) events \((\d+) SQS messages\)", stderr)
+    assert read is not None, stderr
+    assert int(read[1]) == int(read[2]) >= 5
     assert ledger_rows(isolated_env, "SELECT count(*) FROM events") == [(5,)]
 
 
