@@ -523,10 +523,27 @@ def _send_list(b: Bench, count: int, seed: int) -> Path:
     return path
 
 
-def _prepare_campaign(b: Bench, db: Path, name: str, parts: int, count: int, identity: str) -> None:
+def _prepare_campaign(
+    b: Bench,
+    db: Path,
+    name: str,
+    parts: int,
+    count: int,
+    identity: str,
+    window: Sequence[str] = (),
+) -> None:
     message = data.ONE_PART_TEMPLATE if parts == 1 else data.THREE_PART_BODY
     b.cli(
-        f"create-{name}", db, "create", name, "-o", identity, "--message", message, timeout=120
+        f"create-{name}",
+        db,
+        "create",
+        name,
+        "-o",
+        identity,
+        "--message",
+        message,
+        *(window or ("--no-window",)),  # promotional: at any hour, unless the bench sets one
+        timeout=120,
     ).check(f"campaign create {name}")
     b.cli(
         f"import-{name}",

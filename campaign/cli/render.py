@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from campaign.cli.settings import Settings
     from campaign.ledger.events import UnknownOutcomes
     from campaign.reports.status import CampaignStatus
+    from campaign.sending.admission import Waiting
 
 WIDTH = 100  # the estimate fits a 100-column terminal
 
@@ -475,6 +476,46 @@ def render_holdback(held: Holdback) -> str:
         + "; ".join(parts)
         + "."
     )
+
+
+def _waiting_parts(held: Waiting) -> list[str]:
+    parts = []
+    if held.window:
+        part = f"{count(held.window, 'recipient')} wait for their sending window"
+        if held.next_opening is not None:
+            part += f" (the next opens {_utc(held.next_opening)} for {held.opening_then:,})"
+        parts.append(part)
+    if held.capped:
+        parts.append(
+            f"{count(held.capped, 'recipient')} inside their window are held by the frequency cap"
+        )
+    if held.never:
+        parts.append(
+            f"{count(held.never, 'recipient')} are held until you decide (unknown time zone, or "
+            "zones never open at once: import --timezone-column, edit --window or --no-window)"
+        )
+    return parts
+
+
+def render_waiting(held: Waiting) -> str:
+    """The progress bar's note when the send starts waiting (and whenever that changes)."""
+    line = "Waiting: " + "; ".join(_waiting_parts(held)) + "."
+    if held.deadline is not None:
+        line += f" The deadline {_utc(held.deadline)} comes first: they expire then."
+    elif held.until is not None:
+        line += f" Sending resumes by itself at {_utc(held.until)}"
+        line += " (Ctrl-C stops; run the same command later)." if held.window else "."
+    return line
+
+
+def render_stopped_waiting(held: Waiting, name: str) -> str:
+    """How a send stopped with `--no-wait` (or with only undecided recipients left) ends: exit 5."""
+    line = "Stopped: " + "; ".join(_waiting_parts(held)) + "."
+    if held.deadline is not None:
+        line += f" The deadline {_utc(held.deadline)} comes before any window opens."
+    elif held.until is not None:
+        line += f" Run `campaign send {name}` again at {_utc(held.until)} or later."
+    return line
 
 
 def render_calendar(calendar: Calendar, held: Holdback) -> str:

@@ -187,6 +187,14 @@ class AudienceMixin:
         with self.engine.begin() as conn:
             return len(mark_suppressed(conn, campaign_id, ids, now()))
 
+    def suppress_among(self, campaign_id: int, ids: Sequence[int]) -> set[int]:
+        """pending -> suppressed for those of `ids` whose number is on the do-not-send list now
+        (the sender's candidates, before they take room in the rate). Returns their ids."""
+        if not ids:
+            return set()
+        with self.engine.begin() as conn:
+            return mark_suppressed(conn, campaign_id, ids, now())
+
     def expire_pending(self, campaign_id: int, reason: str) -> int:
         """pending -> expired (the deadline passed); returns how many."""
         with self.engine.begin() as conn:
