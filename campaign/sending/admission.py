@@ -81,13 +81,14 @@ class Admission:
         ledger: Ledger,
         campaign: Campaign,
         *,
-        wall_clock: Callable[[], datetime] = now,
-        recheck_seconds: float = WAIT_RECHECK_SECONDS,
+        wall_clock: Callable[[], datetime] | None = None,
+        recheck_seconds: float | None = None,
     ) -> None:
         self.ledger = ledger
         self.campaign = campaign
-        self.wall_clock = wall_clock
-        self.recheck_seconds = recheck_seconds
+        # Looked up when called, not bound here: a test may put another clock in this module.
+        self.wall_clock = wall_clock or (lambda: now())
+        self.recheck_seconds = WAIT_RECHECK_SECONDS if recheck_seconds is None else recheck_seconds
         self.policy = campaign_policy(campaign)
         self.cap = frequency_cap(campaign)
         self.deadline = campaign.deadline
