@@ -207,3 +207,29 @@ def test_frequency_cap_across_two_campaigns(run: Cli, tmp_path: Path, simulator:
     assert counts(run)["pending"] == 2 and counts(run)["sent"] == 1
     assert "2 recipients inside their window are held by the frequency cap" in result.stderr
     assert "frequency cap: at most 1 message per 24 h to one number" in result.stderr
+
+
+def test_ctrl_c_while_waiting_exits_3_and_resumes_later(
+    run: Cli, tmp_path: Path, simulator: Simulator
+) -> None:
+    import signal
+    import time
+
+    from tests.helpers import campaign_process
+
+    now = datetime.now(UTC)
+    run(
+        "create", "c", "-o", ORIGIN, "-m", "Sale today", "--window", window_around_new_york_now(now)
+    )
+    import_numbers(run, tmp_path, NEW_YORK + LOS_ANGELES)
+    proc = campaign_process("--endpoint-url", simulator.url, "send", "c", "--yes", "--mps", "50")
+    deadline = time.monotonic() + 60
+    while len(sent_to(simulator)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # now waiting for Los Angeles
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    assert "Waiting: 3 recipients wait for their sending window" in err
+    assert "run `campaign send c` again to resume" in err
+    assert counts(run)["pending"] == 3 and counts(run)["sending"] == 0
