@@ -21,7 +21,7 @@ from campaign.pricing import CURRENCY, Estimate, Price, show_character
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
-    from campaign.audience.gate import Holdback
+    from campaign.audience.gate import DroppedZones, Holdback
     from campaign.audience.schedule import Calendar
     from campaign.cli.settings import Settings
     from campaign.ledger.events import UnknownOutcomes
@@ -516,6 +516,14 @@ def render_stopped_waiting(held: Waiting, name: str) -> str:
     elif held.until is not None:
         line += f" Run `campaign send {name}` again at {_utc(held.until)} or later."
     return line
+
+
+def render_dropped_zones(dropped: Sequence[DroppedZones]) -> list[str]:
+    """`import` and `estimate`: the far-off zones left out of numbers' country-wide lists."""
+    return [
+        f"  time zones: for {count(d.recipients, 'recipient')} in {d.country or '?'}, {d.note}"
+        for d in dropped[:6]
+    ]
 
 
 def render_calendar(calendar: Calendar, held: Holdback) -> str:

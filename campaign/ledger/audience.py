@@ -159,6 +159,30 @@ class AudienceMixin:
             ).all()
         return [GroupLoad(key, country, int(n), int(parts)) for key, country, n, parts in rows]
 
+    def zone_samples(self, campaign_id: int) -> list[tuple[str, str | None, int, str]]:
+        """Pending recipients whose zones came from their number, by (zone key, country): how
+        many, and one number of each group (to tell which zones were dropped for them)."""
+        from campaign.phones.timezones import FROM_COLUMN  # phonenumbers: loaded when used
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    recipients.c.tz_key,
+                    recipients.c.country,
+                    func.count(),
+                    func.min(recipients.c.phone),
+                )
+                .where(
+                    recipients.c.campaign_id == campaign_id,
+                    recipients.c.state == _PENDING,
+                    recipients.c.tz_key.is_not(None),
+                    recipients.c.tz_source != FROM_COLUMN,
+                )
+                .group_by(recipients.c.tz_key, recipients.c.country)
+                .order_by(recipients.c.country, recipients.c.tz_key)
+            ).all()
+        return [(key, country, int(n), phone) for key, country, n, phone in rows]
+
     def claimable_pending(
         self,
         campaign_id: int,

@@ -476,6 +476,9 @@ class Sender:
         if verdict == Check.REFETCH:  # a window opened or closed: start again from the first
             self._cursor = 0
             self._exhausted = False
+            # Those queued for a retry are pending: fetched again if their window is still open,
+            # never sent after it closed.
+            self._retries.clear()
             return True
         # The deadline: the pending recipients are expired (those queued for a retry too).
         self.stats.expired = self.admission.expired
