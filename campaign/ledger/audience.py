@@ -219,15 +219,38 @@ class AudienceMixin:
         with self.engine.begin() as conn:
             return mark_suppressed(conn, campaign_id, ids, now())
 
-    def expire_pending(self, campaign_id: int, reason: str) -> int:
-        """pending -> expired (the deadline passed); returns how many."""
+    def expire_pending(
+        self,
+        campaign_id: int,
+        reason: str,
+        *,
+        cap: FrequencyCap | None = None,
+        cap_reason: str | None = None,
+    ) -> int:
+        """pending -> expired (the deadline passed); returns how many. With `cap`, those the
+        frequency cap holds back now get `cap_reason` instead: why they were never sent."""
+        expired = 0
         with self.engine.begin() as conn:
+            if cap is not None and cap_reason is not None:
+                p = sql.Params(conn.dialect.paramstyle)
+                head = (
+                    f"UPDATE recipients SET state = '{S.EXPIRED.value}', reason = {p.one()}, "
+                    f"updated_at = {p.one()} WHERE campaign_id = {p.one()} "
+                    f"AND state = '{S.PENDING.value}'"
+                )
+                stamp = now()
+                under_cap, args = claim_filter_sql(conn, p, ClaimFilter(cap=cap), stamp)
+                capped = conn.exec_driver_sql(
+                    f"{head} AND NOT ({under_cap})",
+                    (cap_reason, sql.dialect_of(conn).time(stamp), campaign_id, *args),
+                )
+                expired += int(capped.rowcount)
             result = conn.execute(
                 update(recipients)
                 .where(recipients.c.campaign_id == campaign_id, recipients.c.state == _PENDING)
                 .values(state=S.EXPIRED.value, reason=reason, updated_at=now())
             )
-        return int(result.rowcount)
+        return expired + int(result.rowcount)
 
     def messages_to(self, phone: str, since: datetime) -> int:
         """Calls to `phone` started since `since`, by any campaign, that may have delivered a

@@ -23,7 +23,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from campaign.audience.deadline import time_to_live
-from campaign.audience.gate import WindowGate, campaign_policy, frequency_cap, holdback
+from campaign.audience.gate import (
+    FrequencyCap,
+    WindowGate,
+    campaign_policy,
+    frequency_cap,
+    holdback,
+)
 from campaign.audience.windows import Group
 from campaign.domain import Campaign, Claim, now
 from campaign.ledger.audience import ClaimFilter
@@ -32,7 +38,7 @@ from campaign.options import TTL_MIN
 if TYPE_CHECKING:
     from campaign.ledger import Ledger
 
-__all__ = ["DEADLINE_MARGIN", "Admission", "Check", "Waiting", "expired_reason"]
+__all__ = ["DEADLINE_MARGIN", "Admission", "Check", "Waiting", "capped_reason", "expired_reason"]
 
 # A message goes only with at least the API's minimum TimeToLive left before the deadline, plus
 # this much for the time between the check and the call.
@@ -53,6 +59,13 @@ class Check:
 
 def expired_reason(deadline: datetime) -> str:
     return f"the deadline {deadline:%Y-%m-%d %H:%M} UTC passed before it could be sent"
+
+
+def capped_reason(deadline: datetime, cap: FrequencyCap) -> str:
+    return (
+        f"the deadline {deadline:%Y-%m-%d %H:%M} UTC passed while the frequency cap "
+        f"({cap.describe()}) held it back"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +243,11 @@ class Admission:
 
     def _expire(self) -> None:
         assert self.deadline is not None
-        self.expired += self.ledger.expire_pending(self.campaign.id, expired_reason(self.deadline))
+        self.expired += self.ledger.expire_pending(
+            self.campaign.id,
+            expired_reason(self.deadline),
+            cap=self.cap,
+            cap_reason=None if self.cap is None else capped_reason(self.deadline, self.cap),
+        )
         self.waiting = None
         self._fetched = False

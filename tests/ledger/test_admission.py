@@ -141,3 +141,24 @@ def test_the_frequency_cap_holds_back_inside_the_window(ledger: Ledger) -> None:
     held = admission.hold()
     assert held is not None and held.capped == 1 and held.window == 0
     assert held.until == clock.at + timedelta(minutes=1)  # looks again in a minute
+
+
+def test_at_the_deadline_the_capped_say_so(ledger: Ledger) -> None:
+    from campaign.domain import AttemptOutcome, Settlement
+    from campaign.sending.admission import capped_reason
+    from tests.ledger.helpers import start_run
+
+    earlier = add_recipients(ledger, "earlier", PEOPLE[:1])
+    run_id = start_run(ledger, earlier)
+    claimed = ledger.claim(earlier.id, run_id, ledger.next_pending(earlier.id, after_id=0, limit=9))
+    ledger.settle(run_id, [Settlement(claimed[0].recipient_id, AttemptOutcome.SENT, S.SENT, "m")])
+    campaign = add_recipients(ledger, "spring", PEOPLE[:2])
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    capped = replace(campaign, window="none", max_per_recipient=1, per_hours=24, deadline=deadline)
+    admission = Admission(ledger, capped, wall_clock=Clock(deadline))
+
+    assert admission.check() == Check.DEADLINE and admission.expired == 2
+    rows = recipient_rows(ledger, campaign)
+    assert admission.cap is not None
+    assert rows[0].reason == capped_reason(deadline, admission.cap)  # messaged by `earlier`
+    assert rows[1].reason == expired_reason(deadline)
