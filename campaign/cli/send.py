@@ -116,18 +116,19 @@ def send(
     whose call was in flight when a run died are `unknown` and are not re-sent unless you pass
     --retry-unknown.
 
+    Recipients outside their sending window (in their local time) stay pending: the send waits
+    for the next window to open, saying when and for how many. Numbers on the do-not-send list
+    become `suppressed`; at the campaign's --deadline the rest become `expired`.
+
     \b
     Exit codes: 0 done, 1 error, 3 interrupted (run again to resume),
                 4 halted by an account-level error or the budget (fix it, run again),
                 5 stopped with recipients waiting for their window (--no-wait; run later).
-
-    Recipients outside their sending window (in their local time) stay pending: the send waits
-    for the next window to open, saying when and for how many. Numbers on the do-not-send list
-    become `suppressed`; at the campaign's --deadline the rest become `expired`.
     \b
     Examples:
       campaign send spring-sale --dry-run --sample 20
       campaign send spring-sale --mps 20 --prices prices.csv --budget 150
+      campaign send spring-sale --yes --no-wait   # from cron: exit 5 until windows open
     """
     from campaign.aws.sms import ClientSettings
     from campaign.pricing import PriceTable
