@@ -481,17 +481,20 @@ def render_holdback(held: Holdback) -> str:
 def _waiting_parts(held: Waiting) -> list[str]:
     parts = []
     if held.window:
-        part = f"{count(held.window, 'recipient')} wait for their sending window"
+        wait = "waits" if held.window == 1 else "wait"
+        part = f"{count(held.window, 'recipient')} {wait} for their sending window"
         if held.next_opening is not None:
             part += f" (the next opens {_utc(held.next_opening)} for {held.opening_then:,})"
         parts.append(part)
     if held.capped:
+        are = "is" if held.capped == 1 else "are"
         parts.append(
-            f"{count(held.capped, 'recipient')} inside their window are held by the frequency cap"
+            f"{count(held.capped, 'recipient')} inside their window {are} held by the frequency cap"
         )
     if held.never:
+        are = "is" if held.never == 1 else "are"
         parts.append(
-            f"{count(held.never, 'recipient')} are held until you decide (unknown time zone, or "
+            f"{count(held.never, 'recipient')} {are} held until you decide (unknown time zone, or "
             "zones never open at once: import --timezone-column, edit --window or --no-window)"
         )
     return parts
