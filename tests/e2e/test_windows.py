@@ -103,7 +103,7 @@ def test_transactional_has_no_window(run: Cli, tmp_path: Path, simulator: Simula
 @pytest.fixture
 def fast_wall_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[datetime]:
     """The sender's wall clock reads 2026-07-01 15:00 UTC (11:00 in New York, 08:00 in Los
-    Angeles) when first asked, then runs an hour for each real second; a waiting sender looks
+    Angeles) when first asked, then runs 15 minutes for each real second; a waiting sender looks
     again every 20 ms."""
     import time
 
@@ -115,7 +115,7 @@ def fast_wall_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[datetime]:
     def fast() -> datetime:
         if not first:
             first.append(time.monotonic())
-        return start + timedelta(hours=time.monotonic() - first[0])
+        return start + timedelta(minutes=15 * (time.monotonic() - first[0]))
 
     monkeypatch.setattr(admission, "now", fast)
     monkeypatch.setattr(admission, "WAIT_RECHECK_SECONDS", 0.02)
