@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -523,10 +523,27 @@ def _send_list(b: Bench, count: int, seed: int) -> Path:
     return path
 
 
-def _prepare_campaign(b: Bench, db: Path, name: str, parts: int, count: int, identity: str) -> None:
+def _prepare_campaign(
+    b: Bench,
+    db: Path,
+    name: str,
+    parts: int,
+    count: int,
+    identity: str,
+    window: Sequence[str] = (),
+) -> None:
     message = data.ONE_PART_TEMPLATE if parts == 1 else data.THREE_PART_BODY
     b.cli(
-        f"create-{name}", db, "create", name, "-o", identity, "--message", message, timeout=120
+        f"create-{name}",
+        db,
+        "create",
+        name,
+        "-o",
+        identity,
+        "--message",
+        message,
+        *(window or ("--no-window",)),  # promotional: at any hour, unless the bench sets one
+        timeout=120,
     ).check(f"campaign create {name}")
     b.cli(
         f"import-{name}",
@@ -753,6 +770,124 @@ def section_send(b: Bench) -> None:
     )
 
 
+# == 3b. claim-time checks: windows, a 100k do-not-send list, the frequency cap ==================
+
+GATE_SUPPRESSIONS = 100_000
+GATE_LISTED_SHARE = 0.01  # recipients of the send list that are on the do-not-send list too
+
+
+def _gate_suppression_csv(b: Bench, send_list: Path, count: int) -> tuple[Path, int]:
+    """GATE_SUPPRESSIONS numbers: 1% of the send list, the rest other US numbers."""
+    path = b.settings.out / f"gate-suppress-{count}.csv"
+    with send_list.open(encoding="utf-8") as fh:
+        recipients = [line.rstrip("\n").split(",")[1] for line in fh][1:]
+    listed = recipients[:: int(1 / GATE_LISTED_SHARE)]
+    others = set(data.unique_us_numbers(GATE_SUPPRESSIONS + count, b.settings.seed + 99))
+    others -= set(recipients)
+    numbers = listed + sorted(others)[: GATE_SUPPRESSIONS - len(listed)]
+    path.write_text("phone\n" + "\n".join(numbers) + "\n", encoding="utf-8")
+    return path, len(listed)
+
+
+def section_gate(b: Bench) -> None:
+    """The same send with every claim-time check in force (a window around the whole day over
+    the recipients' time-zone groups, 100k numbers on the do-not-send list, a frequency cap, a
+    deadline) and without any (--no-window, an empty list): the pacing must not notice."""
+    s = b.settings
+    mps = max(s.mps_values)
+    m = f"{mps:g}"
+    count = _messages_for(mps, 1, s.window_s)
+    say(
+        f"[gate] {mps:g} MPS, 1-part, ~{s.window_s:g} s steady: windows + {GATE_SUPPRESSIONS:,} "
+        "do-not-send numbers + frequency cap + deadline, vs. none; off/on/on/off"
+    )
+    off_db, on_db = fresh_db(s.out / "gate-off.db"), fresh_db(s.out / "gate-on.db")
+    deadline = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    checks = ("--window", "00:00-24:00", "--max-per-recipient", "3", "--per", "24")
+    identity = IDENTITY[("tool", 1)]
+    for i in (1, 2):
+        _prepare_campaign(b, off_db, f"gate-off-{i}", 1, count, identity)
+        _prepare_campaign(
+            b, on_db, f"gate-on-{i}", 1, count, identity, (*checks, "--deadline", deadline)
+        )
+    listed_csv, listed = _gate_suppression_csv(b, _send_list(b, count, s.seed + count), count)
+    b.cli("gate-suppress", on_db, "suppress", "add", str(listed_csv), timeout=600).check(
+        "campaign suppress add (100k numbers)"
+    )
+    sim = b.simulator(f"sim-gate-m{m}", mps, LATENCY_MS, log=True)
+    runs: dict[str, Measured] = {}
+    try:
+        sim.start()
+        for name, db in (
+            ("gate-off-1", off_db),
+            ("gate-on-1", on_db),
+            ("gate-on-2", on_db),
+            ("gate-off-2", off_db),
+        ):
+            runs[name] = b.cli(
+                name,
+                db,
+                "send",
+                name,
+                "--yes",
+                "--mps",
+                m,
+                endpoint=sim.url,
+                timeout=count / mps * 3 + 90,
+            ).check(f"campaign send {name}")
+    finally:
+        sim.stop()
+    assert sim.log_path is not None
+    log = read_log(sim.log_path)
+    rates = {name: steady_rate(log.get(name, []))["rate"] for name in runs}
+    on = [r for n, r in rates.items() if n.startswith("gate-on") and r is not None]
+    off = [r for n, r in rates.items() if n.startswith("gate-off") and r is not None]
+    on_rate = sum(on) / len(on) if len(on) == 2 else None
+    off_rate = sum(off) / len(off) if len(off) == 2 else None
+    suppressed = _status_json(b, on_db, "gate-on-1")["counts"]["suppressed"]
+    print("\n== send pacing with claim-time checks (windows, 100k do-not-send list, cap) ==")
+    for name, rate in rates.items():
+        print(f"  {name:<12} {rate or 0:>9.2f} parts/s  {(rate or 0) / mps:>6.3f} of M  "
+              f"CPU {runs[name].cpu_s:.2f} s")  # fmt: skip
+    print(f"  suppressed at claim time in gate-on-1: {suppressed} (listed: {listed})")
+    ratio = on_rate / off_rate if on_rate and off_rate else None
+    b.add(
+        Row(
+            "send",
+            f"tool {m} MPS with windows + 100k do-not-send list + cap: parts/s / without",
+            on_rate,
+            "parts/s",
+            off_rate,
+            "same send, no checks",
+            ratio,
+            ">= 0.97",
+            ratio is not None and ratio >= 0.97,
+            note=f"{suppressed}/{listed} listed recipients suppressed",
+        )
+    )
+    b.add(
+        Row(
+            "send",
+            f"tool {m} MPS with windows + 100k do-not-send list + cap: parts/s / M",
+            on_rate,
+            "parts/s",
+            mps,
+            "limit M",
+            (on_rate or 0) / mps,
+            ">= 0.97",
+            on_rate is not None and on_rate / mps >= 0.97,
+        )
+    )
+    b.details["gate"] = {
+        "mps": mps,
+        "recipients": count,
+        "rates": rates,
+        "suppressed": suppressed,
+        "listed": listed,
+        "runs": {n: r.summary() for n, r in runs.items()},
+    }
+
+
 # == 4. CPU per message ==========================================================================
 
 
@@ -927,6 +1062,7 @@ SECTIONS = {
     "import": section_import,
     "estimate": section_estimate,
     "send": section_send,
+    "gate": section_gate,
     "cpu": section_cpu,
     "controller": section_controller,
     "events": section_events,

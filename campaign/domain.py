@@ -64,6 +64,7 @@ class StopReason(enum.StrEnum):
     HALTED = "halted"  # an account-level error
     BUDGET = "budget"  # --budget reached (or cannot be enforced)
     GAVE_UP = "gave_up"  # recipients left pending after repeated service errors
+    WAITING = "waiting"  # the rest wait for their sending window (send --no-wait), or a decision
 
     @property
     def exit_code(self) -> ExitCode:
@@ -77,6 +78,7 @@ _STOP_EXIT_CODES = {
     StopReason.HALTED: ExitCode.HALTED,
     StopReason.BUDGET: ExitCode.HALTED,
     StopReason.GAVE_UP: ExitCode.ERROR,
+    StopReason.WAITING: ExitCode.WAITING,
 }
 
 

@@ -34,10 +34,12 @@ from campaign.domain import CampaignSpec
 
 __all__ = [
     "HELD_PREFIX",
+    "DroppedZones",
     "FrequencyCap",
     "Holdback",
     "WindowGate",
     "campaign_policy",
+    "dropped_zones",
     "frequency_cap",
     "held_reason",
     "holdback",
@@ -224,3 +226,37 @@ def held_reason(
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+# -- the zones left out of country-wide lists ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedZones:
+    """Recipients of one country whose number's zone list lost far-off territories, and why."""
+
+    country: str | None
+    recipients: int
+    note: str  # "dropped Indian/Christmas: Christmas Island (CX), another region on +61; ..."
+
+
+def dropped_zones(samples: Iterable[tuple[str, str | None, int, str]]) -> list[DroppedZones]:
+    """From (zone key, country, recipients, one number) groups (Ledger.zone_samples): the zones
+    the import left out for them (campaign.phones.timezones.DROPPED_ZONES), by country and reason,
+    so that `import` and `estimate` can say which. Every number of a group has the same zone
+    key, and the key is decided by the number's prefix: one number per group tells."""
+    from campaign.phones.normalize import normalize
+    from campaign.phones.timezones import TimeZoneResolver
+
+    resolver = TimeZoneResolver()
+    found: dict[tuple[str | None, str], int] = {}
+    for key, country, n, phone in samples:
+        parsed = normalize(phone, allow_non_mobile=True)
+        zones = resolver.for_phone(parsed) if parsed.ok else None
+        if zones is None or not zones.dropped or zones.key != key or not zones.note:
+            continue
+        found[(country, zones.note)] = found.get((country, zones.note), 0) + n
+    return [
+        DroppedZones(country, n, note)
+        for (country, note), n in sorted(found.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    ]

@@ -9,7 +9,7 @@ import click
 
 from campaign.cli.errors import user_errors
 from campaign.cli.options import json_option, mps_option, prices_option
-from campaign.cli.render import render_calendar, render_estimate
+from campaign.cli.render import render_calendar, render_dropped_zones, render_estimate
 from campaign.cli.settings import Settings, pass_settings
 
 
@@ -38,7 +38,9 @@ def estimate(
       campaign estimate spring-sale --prices samples/prices.csv
       campaign estimate spring-sale --prices prices.csv --mps 100 --json
     """
-    from campaign.audience.gate import campaign_policy, holdback
+    from dataclasses import asdict
+
+    from campaign.audience.gate import campaign_policy, dropped_zones, holdback
     from campaign.audience.schedule import plan_calendar
     from campaign.aws.sms import guess_origination
     from campaign.domain import now
@@ -65,9 +67,16 @@ def estimate(
         policy, at = campaign_policy(campaign), now()
         calendar = plan_calendar(loads, policy, rate.mps, at, campaign.deadline)
         held = holdback(loads, policy, at)
+        dropped = dropped_zones(ledger.zone_samples(campaign.id))
     if as_json:
         data = result.to_json()
-        data["calendar"] = {**calendar.to_json(), "window": held.to_json()}
+        data["calendar"] = {
+            **calendar.to_json(),
+            "window": held.to_json(),
+            "dropped_zones": [asdict(d) for d in dropped],
+        }
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         click.echo(render_estimate(result) + "\n" + render_calendar(calendar, held))
+        for line in render_dropped_zones(dropped):
+            click.echo(line)

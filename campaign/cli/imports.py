@@ -157,9 +157,14 @@ def run_import(settings: Settings, campaign: Campaign, file: Path, options: Impo
 
 
 def _say_held(settings: Settings, campaign: Campaign) -> None:
-    """Recipients no window will let through: the user decides for them, the tool never guesses."""
-    from campaign.audience.gate import campaign_policy, holdback
+    """Recipients no window will let through: the user decides for them, the tool never guesses.
+    And the far-off zones left out of numbers' country-wide lists, so the user knows."""
+    from campaign.audience.gate import campaign_policy, dropped_zones, holdback
+    from campaign.cli.render import render_dropped_zones
     from campaign.domain import now
+
+    for line in render_dropped_zones(dropped_zones(settings.ledger.zone_samples(campaign.id))):
+        say(line, settings)
 
     held = holdback(settings.ledger.pending_groups(campaign.id), campaign_policy(campaign), now())
     if held.never:

@@ -21,11 +21,12 @@ from campaign.pricing import CURRENCY, Estimate, Price, show_character
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
-    from campaign.audience.gate import Holdback
+    from campaign.audience.gate import DroppedZones, Holdback
     from campaign.audience.schedule import Calendar
     from campaign.cli.settings import Settings
     from campaign.ledger.events import UnknownOutcomes
     from campaign.reports.status import CampaignStatus
+    from campaign.sending.admission import Waiting
 
 WIDTH = 100  # the estimate fits a 100-column terminal
 
@@ -475,6 +476,57 @@ def render_holdback(held: Holdback) -> str:
         + "; ".join(parts)
         + "."
     )
+
+
+def _waiting_parts(held: Waiting) -> list[str]:
+    parts = []
+    if held.window:
+        wait = "waits" if held.window == 1 else "wait"
+        part = f"{count(held.window, 'recipient')} {wait} for their sending window"
+        if held.next_opening is not None:
+            part += f" (the next opens {_utc(held.next_opening)} for {held.opening_then:,})"
+        parts.append(part)
+    if held.capped:
+        are = "is" if held.capped == 1 else "are"
+        parts.append(
+            f"{count(held.capped, 'recipient')} inside their window {are} held by the frequency cap"
+        )
+    if held.never:
+        are = "is" if held.never == 1 else "are"
+        parts.append(
+            f"{count(held.never, 'recipient')} {are} held until you decide (unknown time zone, or "
+            "zones never open at once: import --timezone-column, edit --window or --no-window)"
+        )
+    return parts
+
+
+def render_waiting(held: Waiting) -> str:
+    """The progress bar's note when the send starts waiting (and whenever that changes)."""
+    line = "Waiting: " + "; ".join(_waiting_parts(held)) + "."
+    if held.deadline is not None:
+        line += f" The deadline {_utc(held.deadline)} comes first: they expire then."
+    elif held.until is not None:
+        line += f" Sending resumes by itself at {_utc(held.until)}"
+        line += " (Ctrl-C stops; run the same command later)." if held.window else "."
+    return line
+
+
+def render_stopped_waiting(held: Waiting, name: str) -> str:
+    """How a send stopped with `--no-wait` (or with only undecided recipients left) ends: exit 5."""
+    line = "Stopped: " + "; ".join(_waiting_parts(held)) + "."
+    if held.deadline is not None:
+        line += f" The deadline {_utc(held.deadline)} comes before any window opens."
+    elif held.until is not None:
+        line += f" Run `campaign send {name}` again at {_utc(held.until)} or later."
+    return line
+
+
+def render_dropped_zones(dropped: Sequence[DroppedZones]) -> list[str]:
+    """`import` and `estimate`: the far-off zones left out of numbers' country-wide lists."""
+    return [
+        f"  time zones: for {count(d.recipients, 'recipient')} in {d.country or '?'}, {d.note}"
+        for d in dropped[:6]
+    ]
 
 
 def render_calendar(calendar: Calendar, held: Holdback) -> str:

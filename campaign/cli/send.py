@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,10 +19,19 @@ import click
 
 from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
-from campaign.cli.render import count, render_retry_unknown, render_sample, say
+from campaign.cli.render import (
+    count,
+    render_holdback,
+    render_retry_unknown,
+    render_sample,
+    render_stopped_waiting,
+    render_waiting,
+    say,
+)
 from campaign.cli.settings import Settings, pass_settings
 from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
+from campaign.errors import ExitCode
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
@@ -88,6 +98,12 @@ PACE_NOTE_AFTER_SECONDS = 10
     help="Make the calls from N worker processes (0: from this process). Default: 2 when "
     "more than 250 calls/s are needed and the machine has 2 cores or more.",
 )
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="When everyone left waits for their sending window, stop (exit 5) instead of "
+    "waiting for it to open.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_settings
 def send(
@@ -100,13 +116,19 @@ def send(
     whose call was in flight when a run died are `unknown` and are not re-sent unless you pass
     --retry-unknown.
 
+    Recipients outside their sending window (in their local time) stay pending: the send waits
+    for the next window to open, saying when and for how many. Numbers on the do-not-send list
+    become `suppressed`; at the campaign's --deadline the rest become `expired`.
+
     \b
     Exit codes: 0 done, 1 error, 3 interrupted (run again to resume),
-                4 halted by an account-level error or the budget (fix it, run again).
+                4 halted by an account-level error or the budget (fix it, run again),
+                5 stopped with recipients waiting for their window (--no-wait; run later).
     \b
     Examples:
       campaign send spring-sale --dry-run --sample 20
       campaign send spring-sale --mps 20 --prices prices.csv --budget 150
+      campaign send spring-sale --yes --no-wait   # from cron: exit 5 until windows open
     """
     from campaign.aws.sms import ClientSettings
     from campaign.pricing import PriceTable
@@ -126,10 +148,24 @@ def send(
         endpoint_url=settings.endpoint_url,
         read_timeout=timeout,
     )
-    run_send(settings, campaign, SendRequest(client=client, prices=table, **options), yes)
+    no_wait = options.pop("no_wait")
+    run_send(
+        settings,
+        campaign,
+        SendRequest(client=client, prices=table, **options),
+        yes,
+        no_wait=no_wait,
+    )
 
 
-def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: bool) -> None:
+def run_send(
+    settings: Settings,
+    campaign: Campaign,
+    request: SendRequest,
+    yes: bool,
+    *,
+    no_wait: bool = False,
+) -> None:
     """Plan, take the campaign's sender lock, ask, send, explain how it ended."""
     from campaign.aws.sms import describe_origination, make_client
     from campaign.sending.plan import plan_send
@@ -141,9 +177,12 @@ def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: 
         bootstrap = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
         plan = plan_send(ledger, campaign, request, partial(describe_origination, bootstrap))
         sender = Sender(ledger, campaign, plan.make_caller, plan.sender_options())
+        sender.no_wait = no_wait
         unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
         recovered = sender.acquire()
         try:
+            if not request.dry_run:
+                _expire_past_deadline(settings, campaign)
             workload = _before_sending(settings, plan, recovered, unknown_before, yes)
             if workload is None:
                 return
@@ -226,6 +265,8 @@ def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
         say(f"  estimated cost ${work.cost:,.2f} (from {request.prices.source})", settings)
     if request.budget is not None:
         say(f"  budget for this run: ${request.budget}", settings)
+    if not request.dry_run:
+        _say_holdback(settings, plan)
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -249,6 +290,7 @@ def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendS
         ),
     )
     sender.on_progress = bar.update
+    sender.on_wait = lambda held: bar.note(render_waiting(held))
     with stop.installed():
         try:
             return sender.run()
@@ -312,6 +354,7 @@ def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -
         _dry_run_result(settings, plan, stats, run_id)
     else:
         _send_result(settings, plan, stats)
+        _say_audience_result(settings, plan, stats)
     for reason, n in sorted(stats.failures.items(), key=lambda kv: -kv[1])[:6]:
         say(f"  {n:>7}  {reason}", settings)
     if stats.stop == StopReason.INTERRUPTED:
@@ -326,6 +369,8 @@ def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -
             f"{stats.gave_up} recipients were not sent after repeated service errors; they are "
             f"still pending: run `campaign send {name}` again"
         )
+    if stats.stop == StopReason.WAITING and stats.waiting is not None:
+        raise StoppedWaiting(render_stopped_waiting(stats.waiting, name))
     if stats.stop == StopReason.LIMIT:
         say(
             f"Stopped at --limit; the rest stays pending for the next `campaign send {name}`.",
@@ -370,5 +415,76 @@ def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
             f"Note: {achieved:.0f} parts/s of the {mps:g} allowed. The service never "
             "throttled, so the limit was this side: CPU (one process sends roughly 300-400 "
             "calls/s on a 2-core machine) or --concurrency for the API's latency.",
+            settings,
+        )
+
+
+# -- sending windows, the do-not-send list, the deadline (issue 11) --------------------------------
+
+
+class StoppedWaiting(click.ClickException):
+    """Exit 5: the recipients left wait for their window (`--no-wait`) or for a decision."""
+
+    exit_code = ExitCode.WAITING
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True)  # not an error: a stop the user asked for
+
+
+def _expire_past_deadline(settings: Settings, campaign: Campaign) -> None:
+    """A send after the deadline sends nothing: the pending recipients expire, and it says so."""
+    from campaign.domain import now
+    from campaign.options import TTL_MIN
+    from campaign.sending.admission import DEADLINE_MARGIN, expired_reason
+
+    deadline = campaign.deadline
+    if deadline is None or now() < deadline - timedelta(seconds=TTL_MIN) - DEADLINE_MARGIN:
+        return
+    expired = settings.ledger.expire_pending(campaign.id, expired_reason(deadline))
+    if expired:
+        say(
+            f"The deadline ({deadline:%Y-%m-%d %H:%M} UTC) has passed: "
+            f"{count(expired, 'pending recipient')} expired, nothing is sent.",
+            settings,
+        )
+
+
+def _say_holdback(settings: Settings, plan: SendPlan) -> None:
+    """The confirmation's window policy and how many it holds back now; who the deadline will
+    leave unsent at this rate; the frequency cap."""
+    from campaign.audience.gate import campaign_policy, frequency_cap, holdback
+    from campaign.audience.schedule import plan_calendar
+    from campaign.domain import now
+
+    campaign, ledger = plan.campaign, settings.ledger
+    loads = ledger.pending_groups(campaign.id)
+    policy, at = campaign_policy(campaign), now()
+    say("  " + render_holdback(holdback(loads, policy, at)), settings)
+    if campaign.deadline is not None:
+        calendar = plan_calendar(loads, policy, plan.rate.mps, at, campaign.deadline)
+        verdict = (
+            "everyone can be sent before it"
+            if calendar.meets_deadline
+            else f"{count(calendar.left_over, 'recipient')} cannot be sent before it and will "
+            "expire"
+        )
+        say(f"  deadline {campaign.deadline:%Y-%m-%d %H:%M} UTC: {verdict}", settings)
+    cap = frequency_cap(campaign)
+    if cap is not None:
+        say(f"  frequency cap: {cap.describe()}", settings)
+
+
+def _say_audience_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
+    """The summary's lines about who was not sent and why: suppressed, expired."""
+    if stats.suppressed:
+        say(
+            f"Suppressed {stats.suppressed:,}: on the do-not-send list (`campaign suppress list`).",
+            settings,
+        )
+    deadline = plan.campaign.deadline
+    if stats.expired and deadline is not None:
+        say(
+            f"Expired {stats.expired:,}: the deadline {deadline:%Y-%m-%d %H:%M} UTC came before "
+            "they could be sent.",
             settings,
         )

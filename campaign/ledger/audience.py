@@ -159,6 +159,30 @@ class AudienceMixin:
             ).all()
         return [GroupLoad(key, country, int(n), int(parts)) for key, country, n, parts in rows]
 
+    def zone_samples(self, campaign_id: int) -> list[tuple[str, str | None, int, str]]:
+        """Pending recipients whose zones came from their number, by (zone key, country): how
+        many, and one number of each group (to tell which zones were dropped for them)."""
+        from campaign.phones.timezones import FROM_COLUMN  # phonenumbers: loaded when used
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    recipients.c.tz_key,
+                    recipients.c.country,
+                    func.count(),
+                    func.min(recipients.c.phone),
+                )
+                .where(
+                    recipients.c.campaign_id == campaign_id,
+                    recipients.c.state == _PENDING,
+                    recipients.c.tz_key.is_not(None),
+                    recipients.c.tz_source != FROM_COLUMN,
+                )
+                .group_by(recipients.c.tz_key, recipients.c.country)
+                .order_by(recipients.c.country, recipients.c.tz_key)
+            ).all()
+        return [(key, country, int(n), phone) for key, country, n, phone in rows]
+
     def claimable_pending(
         self,
         campaign_id: int,
@@ -187,15 +211,46 @@ class AudienceMixin:
         with self.engine.begin() as conn:
             return len(mark_suppressed(conn, campaign_id, ids, now()))
 
-    def expire_pending(self, campaign_id: int, reason: str) -> int:
-        """pending -> expired (the deadline passed); returns how many."""
+    def suppress_among(self, campaign_id: int, ids: Sequence[int]) -> set[int]:
+        """pending -> suppressed for those of `ids` whose number is on the do-not-send list now
+        (the sender's candidates, before they take room in the rate). Returns their ids."""
+        if not ids:
+            return set()
         with self.engine.begin() as conn:
+            return mark_suppressed(conn, campaign_id, ids, now())
+
+    def expire_pending(
+        self,
+        campaign_id: int,
+        reason: str,
+        *,
+        cap: FrequencyCap | None = None,
+        cap_reason: str | None = None,
+    ) -> int:
+        """pending -> expired (the deadline passed); returns how many. With `cap`, those the
+        frequency cap holds back now get `cap_reason` instead: why they were never sent."""
+        expired = 0
+        with self.engine.begin() as conn:
+            if cap is not None and cap_reason is not None:
+                p = sql.Params(conn.dialect.paramstyle)
+                head = (
+                    f"UPDATE recipients SET state = '{S.EXPIRED.value}', reason = {p.one()}, "
+                    f"updated_at = {p.one()} WHERE campaign_id = {p.one()} "
+                    f"AND state = '{S.PENDING.value}'"
+                )
+                stamp = now()
+                under_cap, args = claim_filter_sql(conn, p, ClaimFilter(cap=cap), stamp)
+                capped = conn.exec_driver_sql(
+                    f"{head} AND NOT ({under_cap})",
+                    (cap_reason, sql.dialect_of(conn).time(stamp), campaign_id, *args),
+                )
+                expired += int(capped.rowcount)
             result = conn.execute(
                 update(recipients)
                 .where(recipients.c.campaign_id == campaign_id, recipients.c.state == _PENDING)
                 .values(state=S.EXPIRED.value, reason=reason, updated_at=now())
             )
-        return int(result.rowcount)
+        return expired + int(result.rowcount)
 
     def messages_to(self, phone: str, since: datetime) -> int:
         """Calls to `phone` started since `since`, by any campaign, that may have delivered a

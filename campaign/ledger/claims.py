@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from campaign.domain import Claim, RecipientState, Settlement, aware, now
 from campaign.ledger import sql
+from campaign.ledger.audience import mark_suppressed
 from campaign.ledger.errors import SenderBusy
 from campaign.ledger.rows import CLAIM_COLUMNS, claim_from_row
 from campaign.ledger.tables import attempts, campaigns, recipients, runs
@@ -209,6 +210,9 @@ class ClaimsMixin:
             if settle:
                 _settle(conn, run_id, settle)
             stamp = now()
+            if not dry_run:
+                # A number put on the do-not-send list while the campaign runs is never sent.
+                mark_suppressed(conn, campaign_id, ids, stamp)
             claimed = set(ids) if dry_run else sql.claim_pending(conn, ids, stamp)
             if claimed:
                 attempt_rows = [(i, campaign_id, run_id, dry_run) for i in ids if i in claimed]

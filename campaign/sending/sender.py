@@ -50,6 +50,7 @@ from campaign.errors import ExitCode, UserError
 from campaign.ledger import Ledger
 from campaign.message import Template, gsm_safe
 from campaign.pricing import PriceTable, cost_of
+from campaign.sending.admission import Admission, Check, Waiting
 from campaign.sending.callers import Caller
 from campaign.sending.pacing import AdaptiveRate, PartsRateLimiter
 from campaign.sending.retry import Decision, Outcome, retry_delay
@@ -74,6 +75,11 @@ _FINAL = {
     Decision.OPTED_OUT: (S.OPTED_OUT, AttemptOutcome.OPTED_OUT),
     Decision.UNKNOWN: (S.UNKNOWN, AttemptOutcome.UNKNOWN),
 }
+
+
+def _waiting_news(held: Waiting) -> tuple[object, ...]:
+    """What a person watching wants to hear again when it changes."""
+    return (held.next_opening, held.window, held.capped, held.never, held.deadline)
 
 
 class SenderFailed(UserError):
@@ -110,6 +116,9 @@ class SendStats:
     halt_reason: str | None = None
     stop: StopReason = StopReason.DONE
     failures: dict[str, int] = field(default_factory=dict)
+    expired: int = 0  # pending recipients the deadline expired in this run
+    suppressed: int = 0  # candidates found on the do-not-send list in this run
+    waiting: Waiting | None = None  # what the run waits for (or waited for, when it stopped)
 
     @property
     def done(self) -> int:
@@ -193,6 +202,12 @@ class Sender:
         self._stopping: StopReason | None = None
         self._next_launch = 0.0
         self._last_beat = self._last_progress = 0.0
+        # Who may be claimed now (window, do-not-send list, frequency cap, deadline); none for a
+        # dry run. `no_wait`: stop (StopReason.WAITING) rather than wait for a window to open;
+        # `on_wait` hears what the run waits for, each time that changes.
+        self.admission = None if options.dry_run else Admission(ledger, campaign)
+        self.no_wait = False
+        self.on_wait: Callable[[Waiting], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -358,7 +373,7 @@ class Sender:
         while free > len(batch):
             candidate = self._next_candidate()
             if candidate is None:
-                return batch, self._retry_wait()
+                return batch, self._when_nothing_to_claim(batch)
             claim, tries = candidate
             if (
                 not tries
@@ -422,18 +437,26 @@ class Sender:
             if not tries:
                 self.stats.claimed += 1
             request = build_request(self.campaign, claim, self._body(claim), dry_run=dry_run)
+            if self.admission is not None:
+                self.admission.cap_time_to_live(request)
             self._flight[claim.recipient_id] = (claim, self.clock(), tries)
             self.caller.submit(claim.recipient_id, request)
 
     def _next_candidate(self) -> tuple[Claim, int] | None:
+        if self.admission is not None and not self._admit():
+            return None
         now = self.clock()
         if self._retries and self._retries[0].ready_at <= now:
             item = self._retries[0]
             return item.claim, item.tries
         if not self._buffer and not self._exhausted:
-            batch = self.ledger.next_pending(
-                self.campaign.id, after_id=self._cursor, limit=PREFETCH
-            )
+            if self.admission is not None:
+                batch = self.admission.fetch(after_id=self._cursor, limit=PREFETCH)
+                self.stats.suppressed = self.admission.suppressed
+            else:
+                batch = self.ledger.next_pending(
+                    self.campaign.id, after_id=self._cursor, limit=PREFETCH
+                )
             if batch:
                 self._cursor = batch[-1].recipient_id
                 self._buffer.extend(batch)
@@ -442,6 +465,47 @@ class Sender:
         if self._buffer:
             return self._buffer[0], 0
         return None
+
+    def _admit(self) -> bool:
+        """Apply what the admission says to the candidates fetched; False: claim nothing now."""
+        assert self.admission is not None
+        verdict = self.admission.check()
+        if verdict == Check.GO:
+            return True
+        self._buffer.clear()
+        if verdict == Check.REFETCH:  # a window opened or closed: start again from the first
+            self._cursor = 0
+            self._exhausted = False
+            # Those queued for a retry are pending: fetched again if their window is still open,
+            # never sent after it closed.
+            self._retries.clear()
+            return True
+        # The deadline: the pending recipients are expired (those queued for a retry too).
+        self.stats.expired = self.admission.expired
+        self._exhausted = True
+        self._retries.clear()
+        return False
+
+    def _when_nothing_to_claim(self, batch: list[tuple[Claim, int]]) -> LaunchWait:
+        """No candidate now: the retry queue's wait, or - nothing in flight or queued - what the
+        admission says: done (None), seconds to wait for a window, or StopReason.WAITING."""
+        wait = self._retry_wait()
+        admission = self.admission
+        if admission is None or wait is not None or batch or self._flight or not self._exhausted:
+            return wait
+        held = admission.hold()
+        self.stats.expired = admission.expired
+        if held is None:
+            return None
+        news = self.stats.waiting is None or _waiting_news(self.stats.waiting) != _waiting_news(
+            held
+        )
+        self.stats.waiting = held
+        if held.until is None or self.no_wait:
+            return StopReason.WAITING
+        if news and self.on_wait is not None:
+            self.on_wait(held)
+        return admission.seconds_to_wait()
 
     def _retry_wait(self) -> float | None:
         """Seconds until the first queued retry is due (None: no retries queued)."""

@@ -38,7 +38,7 @@ def recipients_csv(path: Path, n: int, name: str = "Sam") -> Path:
 
 
 def make_campaign(run: Cli, tmp_path: Path, n: int, *extra: str) -> None:
-    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", *extra)
+    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", "--no-window", *extra)  # any hour
     run("import", "c1", str(recipients_csv(tmp_path / "c1.csv", n)))
 
 
@@ -197,7 +197,7 @@ def test_messages_over_max_price_are_refused_by_the_simulator(
 ) -> None:
     # The simulator's price: 0.00581 a part. MaxPrice 0.01: one part goes, two parts (0.01162)
     # are refused with PRICE_OVER_THRESHOLD, like the service.
-    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", "--max-price", "0.01")
+    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", "--max-price", "0.01", "--no-window")
     long_name = "L" * 170  # 2 parts in GSM-7
     csv = "first_name,phone\nAva,+12065550100\nBo,+12065550101\n" + f"{long_name},+12065550102\n"
     run("import", "c1", str(write_csv(tmp_path / "r.csv", csv)))

@@ -41,7 +41,7 @@ def recipients_csv(path: Path, n: int, start: int = 0) -> Path:
 @pytest.fixture
 def ledger(run: Cli, tmp_path: Path, isolated_env: Path) -> Path:
     """A ledger with campaign c1 and 20 recipients, checkpointed: everything in the main file."""
-    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}")
+    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", "--no-window")  # any hour
     run("import", "c1", str(recipients_csv(tmp_path / "first.csv", 20)))
     checkpoint(isolated_env)
     return isolated_env
@@ -214,7 +214,7 @@ def test_a_file_size_limit_during_a_send_then_resume(run: Cli, tmp_path: Path) -
     db = tmp_path / "send.db"
     url = f"sqlite:///{db}"
     n = 2_000
-    run("--db", url, "create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}")
+    run("--db", url, "create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", "--no-window")
     run("--db", url, "import", "c1", str(recipients_csv(tmp_path / "r.csv", n)))
     checkpoint(db)
     with Simulator(SimulatorConfig(mps=2000)) as sim:

@@ -37,7 +37,9 @@ def make_campaign(
     message: str = "Hi {first_name}, spring sale today. Reply STOP to opt out",
     extra: tuple[str, ...] = (),
 ) -> None:
-    run("create", name, "-o", "+12065550100", "-m", message, *extra)
+    # Promotional with --no-window, so that it sends at any hour (tests/e2e/test_windows.py
+    # sends inside and outside windows).
+    run("create", name, "-o", "+12065550100", "-m", message, "--no-window", *extra)
     run("import", name, str(recipients_csv(tmp_path / f"{name}.csv", n)), "--default-region", "US")
 
 

@@ -35,7 +35,10 @@ def make_campaign(
     by SQL as a sender would have left them: `sent` with a MessageId each, or `unknown` without."""
     lines = ["phone"] + [f"+1206555{i:04d}" for i in range(n)]
     csv = write_csv(tmp_path / f"{name}.csv", "\n".join(lines) + "\n")
-    run("create", name, "-o", ORIGINATION, "-m", "Hi, spring sale. Reply STOP to opt out")
+    run(
+        "create", name, "-o", ORIGINATION, "-m", "Hi, spring sale. Reply STOP to opt out",
+        "--no-window",  # promotional: sends at any hour of the day
+    )  # fmt: skip
     run("import", name, str(csv), "--default-region", "US")
     with sqlite3.connect(db) as conn:
         campaign_id = conn.execute("SELECT id FROM campaigns WHERE name = ?", (name,)).fetchone()[0]

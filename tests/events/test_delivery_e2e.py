@@ -50,7 +50,10 @@ def prepare(run: Cli, tmp_path: Path, sim: Simulator, n: int) -> str:
         "--name", f"events-{uuid.uuid4().hex[:12]}",
     ).stdout.strip()  # fmt: skip
     lines = ["first_name,phone"] + [f"Sam{i},+1206555{i:04d}" for i in range(n)]
-    run("create", "c1", "-o", "+12065550100", "-m", "Hi {first_name}, sale. STOP to end")
+    run(
+        "create", "c1", "-o", "+12065550100", "-m", "Hi {first_name}, sale. STOP to end",
+        "--no-window",  # promotional: sends at any hour of the day
+    )  # fmt: skip
     run("edit", "c1", "--configuration-set", SET)
     run("import", "c1", str(write_csv(tmp_path / "r.csv", "\n".join(lines) + "\n")))
     return queue_url

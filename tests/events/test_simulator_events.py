@@ -138,7 +138,10 @@ def test_send_then_events_through_sns_and_sqs_give_every_message_its_delivery(
     run: Cli, tmp_path: Path, isolated_env: Path, simulator: Simulator, moto: Moto
 ) -> None:
     lines = ["first_name,phone"] + [f"Sam{i},+1206555{i:04d}" for i in range(40)]
-    run("create", "c1", "-o", "+12065550100", "-m", "Hi {first_name}, sale today. STOP to end")
+    run(
+        "create", "c1", "-o", "+12065550100", "-m", "Hi {first_name}, sale today. STOP to end",
+        "--no-window",  # promotional: sends at any hour of the day
+    )  # fmt: skip
     run("import", "c1", str(write_csv(tmp_path / "r.csv", "\n".join(lines) + "\n")))
     run("--endpoint-url", simulator.url, "send", "c1", "--yes")
     accepted = simulator.accepted(dry_run=False)

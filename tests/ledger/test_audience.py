@@ -18,7 +18,7 @@ from campaign.ledger import Ledger
 from campaign.ledger.audience import ClaimFilter
 from campaign.ledger.suppressions import AWS_OPT_OUT_SOURCE, SuppressionChange
 from campaign.ledger.tables import attempts
-from tests.ledger.helpers import recipient_rows, start_run, states
+from tests.ledger.helpers import attempt_rows, recipient_rows, start_run, states
 
 S = RecipientState
 COLUMNS = ("row", "raw_phone", "phone", "country", "state", "reason", "parts", "tz_key")
@@ -121,17 +121,27 @@ def test_listed_numbers_become_suppressed_only_while_pending(ledger: Ledger) -> 
 def test_a_suppressed_candidate_is_left_out_of_the_claim_in_the_same_transaction(
     ledger: Ledger,
 ) -> None:
-    from campaign.ledger.audience import mark_suppressed
-
     campaign = add_recipients(ledger, "spring", PEOPLE[:2])
     run_id = start_run(ledger, campaign)
     candidates = ledger.claimable_pending(campaign.id, ClaimFilter(), after_id=0, limit=10)
     ledger.add_suppressions([candidates[0].phone], "listed while sending")
-    with ledger.engine.begin() as conn:  # what the sender's claim does first (phase 2b)
-        skipped = mark_suppressed(conn, campaign.id, [c.recipient_id for c in candidates], now())
+
     claimed = ledger.claim(campaign.id, run_id, candidates)
-    assert skipped == {candidates[0].recipient_id}
+
     assert claimed == candidates[1:]
+    rows = recipient_rows(ledger, campaign)
+    assert [r.state for r in rows] == [S.SUPPRESSED, S.SENDING]
+    assert rows[0].reason == SUPPRESSED_REASON + "listed while sending"
+    assert attempt_rows(ledger, candidates[0].recipient_id) == []  # never called
+
+
+def test_a_dry_run_claim_changes_nobody(ledger: Ledger) -> None:
+    campaign = add_recipients(ledger, "spring", PEOPLE[:2])
+    run_id = start_run(ledger, campaign, dry_run=True)
+    candidates = ledger.claimable_pending(campaign.id, ClaimFilter(), after_id=0, limit=10)
+    ledger.add_suppressions([candidates[0].phone], "listed")
+    ledger.claim(campaign.id, run_id, candidates, dry_run=True)
+    assert [r.state for r in recipient_rows(ledger, campaign)] == [S.PENDING, S.PENDING]
 
 
 # -- the window's groups ----------------------------------------------------------------------------

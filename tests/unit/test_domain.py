@@ -71,6 +71,7 @@ def test_stop_reasons_map_to_spec_exit_codes() -> None:
         StopReason.HALTED: ExitCode.HALTED,
         StopReason.BUDGET: ExitCode.HALTED,
         StopReason.GAVE_UP: ExitCode.ERROR,
+        StopReason.WAITING: ExitCode.WAITING,
     }
 
 
