@@ -1,4 +1,4 @@
-"""The report CSV: one row per input row, the columns SPEC names and those that take it back to
+"""The report CSV: one row per input row, the columns docs/contract.md names and those that take it back to
 the CRM (`sheet_row`, `sent_at`, delivery, the import's note, `--include`d original columns), and
 how each cell is written.
 
@@ -27,7 +27,7 @@ from campaign.errors import UserError
 from campaign.importing import cells as stored_cells
 from campaign.message import normalize_column_name
 
-# SPEC's columns first, in SPEC's spelling, then `file` (which import the row came from).
+# The contract's columns first, in its spelling (docs/contract.md), then `file` (which import the row came from).
 SPEC_COLUMNS = (
     "row",
     "raw_phone",

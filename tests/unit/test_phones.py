@@ -72,7 +72,7 @@ ACCEPTED_OR_REJECTED = [
     ("+7 912 345-67-89", None, "+79123456789", "RU", None),  # +7 shared by RU and KZ
     ("+7 701 234 5678", None, "+77012345678", "KZ", None),  # ... Kazakhstan by leading digits
     ("+1 876 210 1234", None, "+18762101234", "JM", None),  # NANP Caribbean region
-    # -- AWS simulator numbers (aws-facts.md); the samples use them
+    # -- AWS simulator numbers (docs/aws-facts.md); the samples use them
     ("+14254147755", None, "+14254147755", "US", None),  # US success
     ("+14254147167", None, "+14254147167", "US", None),  # US failure
     ("+447860019066", None, "+447860019066", "GB", None),  # UK
