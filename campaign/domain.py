@@ -1,8 +1,8 @@
 """The tool's value types: recipient states, campaigns, claims, outcomes, runs.
 
-Frozen dataclasses built from ledger rows with one `from_row` style, and the enums docs/contract.md names.
-No SQLAlchemy here: the pricing, the importer's worker processes and the simulator import this
-module without loading the store (docs/architecture.md).
+Frozen dataclasses built from ledger rows with one `from_row` style, and the enums
+docs/contract.md names. No SQLAlchemy here: the pricing, the importer's worker processes and the
+simulator import this module without loading the store (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The tool's exit codes, the root of every error a user can cause, and the masking of secrets in
 error texts.
 
-The CLI turns a `UserError` into one `Error: ...` line and exit 1; `ExitCode` is docs/contract.md's table, the
-only place the numbers are written."""
+The CLI turns a `UserError` into one `Error: ...` line and exit 1; `ExitCode` is docs/contract.md's
+table, the only place the numbers are written."""
 
 from __future__ import annotations
 

@@ -417,7 +417,8 @@ class Template:
 
     @property
     def required_columns(self) -> tuple[str, ...]:
-        """The columns used at least once without a fallback: a file must have them (docs/contract.md)."""
+        """The columns used at least once without a fallback: a file must have them
+        (docs/contract.md)."""
         return tuple(dict.fromkeys(column for _, column, fb in self._slots if fb is None))
 
     @property

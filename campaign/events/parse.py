@@ -103,10 +103,10 @@ def event_key(message_id: str, event_type: str, event_ts: int) -> str:
 
 
 def delivery_of(event_type: str, is_final: bool) -> str | None:
-    """The mapping of docs/aws-facts.md: TEXT_DELIVERED, or TEXT_SUCCESSFUL with isFinal, is delivered;
-    any other type with isFinal is undelivered; the rest is still awaiting. Final-ness comes from
-    isFinal, never from the type (TEXT_SUCCESSFUL comes both ways; TEXT_CARRIER_UNREACHABLE is a
-    temporary error until a final one says otherwise)."""
+    """The mapping of docs/aws-facts.md: TEXT_DELIVERED, or TEXT_SUCCESSFUL with isFinal, is
+    delivered; any other type with isFinal is undelivered; the rest is still awaiting. Final-ness
+    comes from isFinal, never from the type (TEXT_SUCCESSFUL comes both ways;
+    TEXT_CARRIER_UNREACHABLE is a temporary error until a final one says otherwise)."""
     if event_type == "TEXT_DELIVERED" or (is_final and event_type == "TEXT_SUCCESSFUL"):
         return DELIVERED
     if is_final:

@@ -84,8 +84,8 @@ class _Zones:
 # reason, parts, encoding, note, tz_key, tz_source). `state` is None for a row that passed every
 # check: the caller decides `pending` or `duplicate`, in file order; its reason, if any, says why
 # no window will let it through (it stays pending, held). An invalid row has no phone: the
-# report's `phone` is empty when the row is invalid (docs/contract.md), and an invalid row must not make a
-# later one a `duplicate`. tz_key None: the zone is unknown (never guessed).
+# report's `phone` is empty when the row is invalid (docs/contract.md), and an invalid row must
+# not make a later one a `duplicate`. tz_key None: the zone is unknown (never guessed).
 LEDGER_COLUMNS = (
     "row",
     "raw_phone",

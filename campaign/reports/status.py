@@ -1,7 +1,7 @@
 """`campaign status`: counts by state, parts, the live sender, rate and ETA, as one typed object.
 
-`CampaignStatus.to_json()` is the `status --json` contract (docs/contract.md: every state in `counts`, zeros
-included); campaign.cli.render draws the same object for the terminal.
+`CampaignStatus.to_json()` is the `status --json` contract (docs/contract.md: every state in
+`counts`, zeros included); campaign.cli.render draws the same object for the terminal.
 """
 
 from __future__ import annotations
