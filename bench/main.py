@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +134,43 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Terminated  # unwinds through the finally blocks that stop the children
 
 
+def _run_sections(bench: Bench, sections: Sequence[str]) -> bool:
+    """Each section in turn; a failing one is reported and the others go on. True: interrupted."""
+    interrupted = False
+    try:
+        for name in sections:
+            section_started = time.perf_counter()
+            meter = LoadMeter()
+            try:
+                SECTIONS[name](bench)
+            except _Terminated:
+                raise
+            except BenchError as exc:
+                bench.errors[name] = str(exc)
+                print(f"\n!! section {name} failed: {exc}", file=sys.stderr, flush=True)
+            except Exception as exc:  # a bug in the benchmark: report it, go on with the rest
+                bench.errors[name] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            finally:
+                bench.details.setdefault("timings_s", {})[name] = round(
+                    time.perf_counter() - section_started, 1
+                )
+                load = meter.result()
+                bench.details.setdefault("machine_load", {})[name] = load
+                print(
+                    f"  [{name}: {load['wall_s']:.0f} s; other processes on this machine used "
+                    f"{load['other_cpu_s']:.0f} CPU-s meanwhile, "
+                    f"{100 * load['other_share_of_machine']:.0f}% of its {os.cpu_count()} cores]",
+                    flush=True,
+                )
+    except (KeyboardInterrupt, _Terminated):
+        interrupted = True
+        print("\nbench: interrupted; its child processes were stopped", file=sys.stderr)
+    finally:
+        kill_all()
+    return interrupted
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     s = settings_from(args)
@@ -169,38 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"memory: {MEMORY_METHOD}", flush=True)
     print("CPU: user+sys from wait4() of each child, its waited-for workers included", flush=True)
-    interrupted = False
-    try:
-        for name in s.sections:
-            section_started = time.perf_counter()
-            meter = LoadMeter()
-            try:
-                SECTIONS[name](bench)
-            except _Terminated:
-                raise
-            except BenchError as exc:
-                bench.errors[name] = str(exc)
-                print(f"\n!! section {name} failed: {exc}", file=sys.stderr, flush=True)
-            except Exception as exc:  # a bug in the benchmark: report it, go on with the rest
-                bench.errors[name] = f"{type(exc).__name__}: {exc}"
-                traceback.print_exc()
-            finally:
-                bench.details.setdefault("timings_s", {})[name] = round(
-                    time.perf_counter() - section_started, 1
-                )
-                load = meter.result()
-                bench.details.setdefault("machine_load", {})[name] = load
-                print(
-                    f"  [{name}: {load['wall_s']:.0f} s; other processes on this machine used "
-                    f"{load['other_cpu_s']:.0f} CPU-s meanwhile, "
-                    f"{100 * load['other_share_of_machine']:.0f}% of its {os.cpu_count()} cores]",
-                    flush=True,
-                )
-    except (KeyboardInterrupt, _Terminated):
-        interrupted = True
-        print("\nbench: interrupted; its child processes were stopped", file=sys.stderr)
-    finally:
-        kill_all()
+    interrupted = _run_sections(bench, s.sections)
     elapsed = time.perf_counter() - started
 
     print(f"\n== summary ({elapsed / 60:.1f} min) ==")

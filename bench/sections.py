@@ -385,7 +385,7 @@ def section_estimate(b: Bench) -> None:
     result = runs[0].json()
     for key in ("campaign", "total", "countries", "ucs2_characters", "duration_seconds"):
         if key not in result:
-            raise BenchError(f"estimate --json has no {key!r} key (SPEC)")
+            raise BenchError(f"estimate --json has no {key!r} key (docs/contract.md)")
     sql_runs = [
         b.baseline(
             f"baseline-sql-estimate-{i}", "sql", str(db), BIG, "estimate", timeout=300

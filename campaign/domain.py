@@ -1,8 +1,8 @@
 """The tool's value types: recipient states, campaigns, claims, outcomes, runs.
 
-Frozen dataclasses built from ledger rows with one `from_row` style, and the enums the SPEC names.
-No SQLAlchemy here: the pricing, the importer's worker processes and the simulator import this
-module without loading the store (docs/architecture.md).
+Frozen dataclasses built from ledger rows with one `from_row` style, and the enums
+docs/contract.md names. No SQLAlchemy here: the pricing, the importer's worker processes and the
+simulator import this module without loading the store (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from campaign.errors import ExitCode
 
 
 class RecipientState(enum.StrEnum):
-    """Recipient states, spelled exactly as SPEC.md (and `status --json`) spells them."""
+    """Recipient states, spelled exactly as docs/contract.md (and `status --json`) spells them."""
 
     PENDING = "pending"
     SENDING = "sending"
@@ -56,7 +56,7 @@ class AttemptOutcome(enum.StrEnum):
 
 
 class StopReason(enum.StrEnum):
-    """Why a send run ended; each maps to the exit code SPEC gives it."""
+    """Why a send run ended; each maps to the exit code docs/contract.md gives it."""
 
     DONE = "done"
     LIMIT = "limit"  # --limit reached; the rest stays pending

@@ -1,8 +1,8 @@
 """The tool's exit codes, the root of every error a user can cause, and the masking of secrets in
 error texts.
 
-The CLI turns a `UserError` into one `Error: ...` line and exit 1; `ExitCode` is SPEC's table, the
-only place the numbers are written."""
+The CLI turns a `UserError` into one `Error: ...` line and exit 1; `ExitCode` is docs/contract.md's
+table, the only place the numbers are written."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 
 
 class ExitCode(enum.IntEnum):
-    """What the process tells its caller (SPEC: exit codes)."""
+    """What the process tells its caller (docs/contract.md, "Exit codes")."""
 
     OK = 0  # done
     ERROR = 1  # bad input or configuration: one clear line, no traceback

@@ -1,7 +1,7 @@
 """Message templates, GSM-7/UCS-2 encoding and part counting.
 
 Parts are what AWS End User Messaging SMS paces (MPS) and prices, so `count_body` is the single
-place that counts them (aws-facts.md, "Message parts"):
+place that counts them (docs/aws-facts.md, "Message parts"):
 
 - GSM 03.38 text (GSM-7): up to 160 septets in one part, otherwise parts of 153 septets. The
   extension characters ``^ { } \\ [ ] ~ | €`` and form feed are an escape plus a character,
@@ -417,7 +417,8 @@ class Template:
 
     @property
     def required_columns(self) -> tuple[str, ...]:
-        """The columns used at least once without a fallback: a file must have them (SPEC)."""
+        """The columns used at least once without a fallback: a file must have them
+        (docs/contract.md)."""
         return tuple(dict.fromkeys(column for _, column, fb in self._slots if fb is None))
 
     @property

@@ -1,5 +1,6 @@
-"""SendTextMessage option values, checked against the service's own limits (aws-facts.md) before
-anything is stored: the user hears about a bad MaxPrice at `create`, not a million calls later.
+"""SendTextMessage option values, checked against the service's own limits (docs/aws-facts.md)
+before anything is stored: the user hears about a bad MaxPrice at `create`, not a million calls
+later.
 
 `CampaignOptions` is a campaign's settings as the user typed them (`create`, `edit`); `campaign_spec`
 and `CampaignOptions.changes` check every one of them.

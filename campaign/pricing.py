@@ -337,45 +337,45 @@ class Estimate:
                 "parts_gsm7": t.parts_gsm7,
                 "parts_ucs2": t.parts_ucs2,
             },
-            "countries": [
-                {
-                    "country": c.country,
-                    "recipients": c.recipients,
-                    "gsm7": c.gsm7,
-                    "ucs2": c.ucs2,
-                    "parts": c.parts,
-                    "parts_gsm7": c.parts_gsm7,
-                    "parts_ucs2": c.parts_ucs2,
-                    "cost": _money(c.cost),
-                    "cost_exact": _exact(c.cost),
-                    "over_max_price": c.over_max_price,
-                    "over_max_price_from_parts": c.over_max_price_from_parts,
-                    "unpriced": not c.priced,
-                    "price_per_part": _money(c.price.per_part if c.price else None),
-                    "base_price_per_part": _money(c.price.price_per_part if c.price else None),
-                    "carrier_fee_per_part": _money(
-                        c.price.carrier_fee_per_part if c.price else None
-                    ),
-                }
-                for c in self.countries
-            ],
-            "ucs2_characters": [
-                {
-                    "character": u.character,
-                    "name": u.name,
-                    "codepoint": u.codepoint,
-                    "source": u.source,
-                    "rows": u.rows,
-                    "extra_parts": u.extra_parts,
-                    "gsm_safe": u.gsm_safe,
-                }
-                for u in self.ucs2_characters
-            ],
+            "countries": [_country_json(c) for c in self.countries],
+            "ucs2_characters": [_finding_json(u) for u in self.ucs2_characters],
             "gsm_safe_hint": self.gsm_safe_hint,
             "mps": self.mps,
             "mps_source": self.mps_source,
             "duration_seconds": self.duration_seconds,
         }
+
+
+def _country_json(c: CountryEstimate) -> dict[str, Any]:
+    return {
+        "country": c.country,
+        "recipients": c.recipients,
+        "gsm7": c.gsm7,
+        "ucs2": c.ucs2,
+        "parts": c.parts,
+        "parts_gsm7": c.parts_gsm7,
+        "parts_ucs2": c.parts_ucs2,
+        "cost": _money(c.cost),
+        "cost_exact": _exact(c.cost),
+        "over_max_price": c.over_max_price,
+        "over_max_price_from_parts": c.over_max_price_from_parts,
+        "unpriced": not c.priced,
+        "price_per_part": _money(c.price.per_part if c.price else None),
+        "base_price_per_part": _money(c.price.price_per_part if c.price else None),
+        "carrier_fee_per_part": _money(c.price.carrier_fee_per_part if c.price else None),
+    }
+
+
+def _finding_json(u: Ucs2Finding) -> dict[str, Any]:
+    return {
+        "character": u.character,
+        "name": u.name,
+        "codepoint": u.codepoint,
+        "source": u.source,
+        "rows": u.rows,
+        "extra_parts": u.extra_parts,
+        "gsm_safe": u.gsm_safe,
+    }
 
 
 def _money(value: Decimal | None) -> float | None:
@@ -422,8 +422,28 @@ def estimate(
     reading, since the fee is part of what a message costs. `lookalikes` defaults to
     campaign.message.GSM_LOOKALIKES (what `--gsm-safe` replaces)."""
     ceiling = parse_max_price(max_price)
-    has_table = table is not None and bool(table)
+    countries = _by_country(classes, table, ceiling)
+    total = _totals(countries, has_table=table is not None and bool(table))
+    duration = total.parts / mps if mps is not None and mps > 0 else None
+    findings = _findings(ucs2, lookalikes)
+    return Estimate(
+        campaign=campaign,
+        countries=tuple(countries),
+        total=total,
+        prices_source=(table.source or None) if table is not None else None,
+        max_price=max_price,
+        mps=mps,
+        mps_source=mps_source,
+        duration_seconds=None if duration is None else round(duration, 3),
+        ucs2_characters=findings,
+        gsm_safe_hint=_gsm_safe_hint(findings),
+    )
 
+
+def _by_country(
+    classes: Sequence[PartsClass], table: PriceTable | None, ceiling: Decimal | None
+) -> list[CountryEstimate]:
+    """One `CountryEstimate` per destination country, biggest audience first."""
     acc: dict[str | None, dict[str, int]] = {}
     for cls in classes:
         slot = acc.setdefault(
@@ -458,7 +478,11 @@ def estimate(
         )
     # Biggest audiences first: that is where the money goes. Ties by code, unknown country last.
     countries.sort(key=lambda c: (-c.recipients, c.country is None, c.country or ""))
+    return countries
 
+
+def _totals(countries: Sequence[CountryEstimate], *, has_table: bool) -> Totals:
+    """The sums over every country; the cost is unknown (None) rather than $0 when unpriced."""
     priced = [c for c in countries if c.priced]
     unpriced = [c for c in countries if not c.priced]
     recipients = sum(c.recipients for c in countries)
@@ -466,7 +490,7 @@ def estimate(
     # Unpriced is never free: with no table, or nobody priced, the total is unknown, not $0.
     if not has_table or (recipients and not priced):
         total_cost = None
-    total = Totals(
+    return Totals(
         recipients=recipients,
         gsm7=sum(c.gsm7 for c in countries),
         ucs2=sum(c.ucs2 for c in countries),
@@ -477,25 +501,16 @@ def estimate(
         unpriced=sum(c.recipients for c in unpriced),
         unpriced_parts=sum(c.parts for c in unpriced),
     )
-    duration = total.parts / mps if mps is not None and mps > 0 else None
 
+
+def _findings(
+    ucs2: Sequence[Ucs2Character], lookalikes: Mapping[str, str] | None
+) -> tuple[Ucs2Finding, ...]:
     if lookalikes is None:
         from campaign.message import GSM_LOOKALIKES
 
         lookalikes = GSM_LOOKALIKES
-    findings = tuple(_finding(u, lookalikes) for u in ucs2)
-    return Estimate(
-        campaign=campaign,
-        countries=tuple(countries),
-        total=total,
-        prices_source=(table.source or None) if table is not None else None,
-        max_price=max_price,
-        mps=mps,
-        mps_source=mps_source,
-        duration_seconds=None if duration is None else round(duration, 3),
-        ucs2_characters=findings,
-        gsm_safe_hint=_gsm_safe_hint(findings),
-    )
+    return tuple(_finding(u, lookalikes) for u in ucs2)
 
 
 def _first_part_over(price: Price | None, ceiling: Decimal | None) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Cli
+from tests.helpers import Cli, isolate
 
 # The throwaway PostgreSQL server: postgres_cluster, postgres_url, blank_postgres_url.
 pytest_plugins = ["tests.postgres"]
@@ -27,20 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "CAMPAIGN_")):
-            monkeypatch.delenv(name, raising=False)
-    db = tmp_path / "ledger.db"
-    monkeypatch.setenv("CAMPAIGN_DB", f"sqlite:///{db}")
-    # Placeholders: nothing here may reach AWS, and no real credentials are ever read.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.chdir(tmp_path)
-    return db
+    return isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")

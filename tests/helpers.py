@@ -1,4 +1,5 @@
-"""Helpers the tests import: the in-process CLI runner, CSV writing, the real command in a process.
+"""Helpers the tests import: the in-process CLI runner, CSV writing, the real command in a process,
+the isolated environment every test runs in (`isolate`).
 
 Fixtures live in conftest.py; these are plain functions and classes, imported by name."""
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from campaign.cli import cli
@@ -56,3 +58,22 @@ def campaign_process(
         text=True,
         **kwargs,
     )
+
+
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The environment of `isolated_env` in `tmp_path`, for a fixture of a wider scope (with its
+    own MonkeyPatch): returns the ledger file CAMPAIGN_DB names."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "CAMPAIGN_")):
+            monkeypatch.delenv(name, raising=False)
+    db = tmp_path / "ledger.db"
+    monkeypatch.setenv("CAMPAIGN_DB", f"sqlite:///{db}")
+    # Placeholders: nothing here may reach AWS, and no real credentials are ever read.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)
+    return db

@@ -2,7 +2,7 @@
 
 A `Window` is a span of local wall-clock time (`--window 08:00-20:00`) on some weekdays (`--days
 mon-fri`); a `WindowPolicy` says which window each recipient gets: one for everyone, one per
-country (the default table of compliance.md for PROMOTIONAL), or none (TRANSACTIONAL,
+country (the default table of docs/contract.md for PROMOTIONAL), or none (TRANSACTIONAL,
 `--no-window`). A recipient with several zones (see campaign.phones.timezones) may be messaged
 only while the window is open in all of them; an unknown zone never opens a window.
 
@@ -266,9 +266,10 @@ class WindowPolicy:
 
 NO_WINDOW: Final = WindowPolicy()
 _EVERY_DAY_8_TO_8: Final = Window(8 * 60, 20 * 60)
-# compliance.md's safe default for PROMOTIONAL messages: US and CA 08:00-20:00 (TCPA's 08:00-21:00
-# and the 08:00-20:00 of Florida, Oklahoma and Maryland at once), France Monday to Saturday
-# 10:00-20:00 (no Sundays), India 10:00-21:00, everywhere else 09:00-20:00.
+# The safe default for PROMOTIONAL messages (docs/contract.md, "Sending windows"): US and CA
+# 08:00-20:00 (TCPA's 08:00-21:00 and the 08:00-20:00 of Florida, Oklahoma and Maryland at once),
+# France Monday to Saturday 10:00-20:00 (no Sundays), India 10:00-21:00, everywhere else
+# 09:00-20:00.
 DEFAULT_POLICY: Final = WindowPolicy(
     (
         ("CA", _EVERY_DAY_8_TO_8),

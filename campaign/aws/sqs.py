@@ -140,7 +140,7 @@ def configuration_set_arn(region: str, account: str, name: str) -> str:
 
 def topic_policy(topic_arn: str, configuration_set: str) -> dict[str, Any]:
     """Lets AWS End User Messaging SMS publish this configuration set's events, and no one else
-    (aws-facts.md: conditions on the source account and the configuration set's ARN)."""
+    (docs/aws-facts.md: conditions on the source account and the configuration set's ARN)."""
     _, _, _, region, account, _ = topic_arn.split(":", 5)
     return {
         "Version": "2012-10-17",

@@ -4,7 +4,7 @@ Only this package prints or exits. The root group and its global options live he
 group has its module (campaigns, imports, estimate, send, reports, simulator, db), sharing option
 decorators (options.py), terminal output (render.py) and the way errors end (errors.py).
 Library errors arrive as typed exceptions and leave as one `Error: ...` line with the exit code
-the SPEC gives them (campaign.errors.ExitCode).
+docs/contract.md gives them (campaign.errors.ExitCode).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """How a command ends when it cannot finish: the library's typed errors become one `Error: ...`
-line, with the exit code SPEC gives it (campaign.errors.ExitCode)."""
+line, with the exit code docs/contract.md gives it (campaign.errors.ExitCode)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import click
 from campaign.ledger import Ledger
 from campaign.ledger.engine import open_ledger_engine
 
-DEFAULT_DB = "sqlite:///campaign.db"  # in the current folder (SPEC)
+DEFAULT_DB = "sqlite:///campaign.db"  # in the current folder (docs/contract.md)
 
 
 @dataclass

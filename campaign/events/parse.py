@@ -1,7 +1,7 @@
 """SMS delivery events, from whatever carried them to a `DeliveryEvent` (or a `Rejected`). Pure.
 
 AWS End User Messaging SMS writes one JSON event per status change of a message. It reaches us
-wrapped in one of several ways, all accepted here (see ../shared/aws-facts.md, "Delivery events"):
+wrapped in one of several ways, all accepted here (see docs/aws-facts.md, "Delivery events"):
 - an SQS body holding the SNS envelope (`{"Type": "Notification", "Message": "<event JSON>", ...}`),
 - an SQS body holding the bare event (the subscription has RawMessageDelivery=true),
 - an EventBridge event (`{"source": "aws.sms-voice", "detail": {...event...}}`),
@@ -98,15 +98,15 @@ Parsed = DeliveryEvent | Rejected
 
 
 def event_key(message_id: str, event_type: str, event_ts: int) -> str:
-    """AWS's events are unique on (messageId, eventType, eventTimestamp) (aws-facts.md)."""
+    """AWS's events are unique on (messageId, eventType, eventTimestamp) (docs/aws-facts.md)."""
     return f"{message_id}|{event_type}|{event_ts}"
 
 
 def delivery_of(event_type: str, is_final: bool) -> str | None:
-    """The mapping of aws-facts.md: TEXT_DELIVERED, or TEXT_SUCCESSFUL with isFinal, is delivered;
-    any other type with isFinal is undelivered; the rest is still awaiting. Final-ness comes from
-    isFinal, never from the type (TEXT_SUCCESSFUL comes both ways; TEXT_CARRIER_UNREACHABLE is a
-    temporary error until a final one says otherwise)."""
+    """The mapping of docs/aws-facts.md: TEXT_DELIVERED, or TEXT_SUCCESSFUL with isFinal, is
+    delivered; any other type with isFinal is undelivered; the rest is still awaiting. Final-ness
+    comes from isFinal, never from the type (TEXT_SUCCESSFUL comes both ways;
+    TEXT_CARRIER_UNREACHABLE is a temporary error until a final one says otherwise)."""
     if event_type == "TEXT_DELIVERED" or (is_final and event_type == "TEXT_SUCCESSFUL"):
         return DELIVERED
     if is_final:

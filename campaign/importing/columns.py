@@ -306,8 +306,8 @@ def parse_mappings(pairs: Sequence[str]) -> dict[str, str]:
 def merge_columns(header: Header, template: Template, mapping: dict[str, str]) -> MergeColumns:
     """Each template field's column: `--map` first, else the column of the same name.
 
-    SPEC: a field naming a column the file lacks is an error, naming the column, unless every use
-    of that field has a fallback: then it is not an error (the caller warns once)."""
+    docs/contract.md: a field naming a column the file lacks is an error, naming the column, unless
+    every use of that field has a fallback: then it is not an error (the caller warns once)."""
     unused = sorted(set(mapping) - set(template.columns))
     if unused:
         raise ColumnError(

@@ -17,6 +17,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -180,7 +181,11 @@ def _import_source(
     )
     if on_total:
         on_total(max(facts.lines - 1, 0))
-    _write(ledger, campaign, source, facts, columns, work, options, summary, progress)
+    frames = _frames(source, facts, columns)
+    rows = _Rows(ledger, campaign.id, summary, progress)
+    with _executor(facts, options, work) as executor:
+        batches = rows.batches(_results(frames, columns, executor, options), source.label)
+        summary.record = _write(ledger, campaign.id, source, facts, columns, batches, rows.finish)
     return summary
 
 
@@ -225,18 +230,9 @@ def _chunk_rows(width: int) -> int:
     return min(CHUNK_ROWS, max(1_000, CHUNK_CELLS // max(width, 1)))
 
 
-def _write(
-    ledger: Ledger,
-    campaign: Campaign,
-    source: Source,
-    facts: FileFacts,
-    columns: _Columns,
-    work: ChunkWork,
-    options: ImportOptions,
-    summary: ImportSummary,
-    progress: Callable[[int], None] | None,
-) -> None:
-    """Read, normalize, de-duplicate and write every row in one transaction."""
+def _frames(source: Source, facts: FileFacts, columns: _Columns) -> Iterator[Any]:
+    """The file's pandas chunks; the first one is read now, to fail early on a file with a header
+    and no data rows."""
     width = len(columns.header.names)
     frames = read_chunks(source, facts, width, _chunk_rows(width))
     first = next(frames, None)
@@ -247,54 +243,90 @@ def _write(
         yield first
         yield from frames
 
-    seen = SeenNumbers(ledger.known_phones(campaign.id))
-    listed = ledger.suppressed_phones()  # the do-not-send list: number -> reason
-    counters = {"accepted": 0, "duplicates": 0, "invalid": 0}
-    # (character, source) -> [rows, extra parts], over the rows that end up pending.
-    ucs2_totals: dict[tuple[str, str], list[int]] = {}
-    executor = _executor_for(facts, options, work)
+    return chunks()
 
-    def batches() -> Iterator[list[tuple[Any, ...]]]:
+
+class _Rows:
+    """The rows of one import on their way to the ledger, chunk by chunk in the file's order:
+    duplicates decided, listed numbers suppressed, notes counted, each row's cells attached; and
+    the totals once every chunk is written."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        campaign_id: int,
+        summary: ImportSummary,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.seen = SeenNumbers(ledger.known_phones(campaign_id))
+        self.listed = ledger.suppressed_phones()  # the do-not-send list: number -> reason
+        self.counters = {"accepted": 0, "duplicates": 0, "invalid": 0}
+        # (character, source) -> [rows, extra parts], over the rows that end up pending.
+        self.ucs2_totals: dict[tuple[str, str], list[int]] = {}
+        self.summary = summary
+        self.progress = progress
+
+    def batches(self, done: Iterator[_Done], label: str) -> Iterator[list[tuple[Any, ...]]]:
         written = 0
-        for first_row, n, packed, rows, ucs2 in _results(chunks(), columns, executor, options):
-            decide_duplicates(rows, seen, counters, summary.invalid_reasons, ucs2, ucs2_totals)
-            suppressed = mark_suppressed(rows, listed)
-            counters["accepted"] -= suppressed
-            summary.suppressed += suppressed
-            _count_notes(rows, summary)
-            if progress:
-                progress(n)
+        for first_row, n, packed, rows, ucs2 in done:
+            self._decide(rows, ucs2)
+            if self.progress:
+                self.progress(n)
             written += len(rows)
-            row_cells = cells.unpack(packed)
-            # In place: a second list of a chunk's tuples would be one more copy of the chunk.
-            widened = cast(list[tuple[Any, ...]], rows)
-            for i, row in enumerate(rows):
-                widened[i] = (*row, row_cells[row[0] - first_row])
-            del row_cells
-            yield widened
+            yield _with_cells(rows, cells.unpack(packed), first_row)
         if not written:  # only blank lines under the header; raising here rolls back
-            raise ImportFailed(f"{source.label} has a header but no data rows")
+            raise ImportFailed(f"{label} has a header but no data rows")
 
-    def finish() -> tuple[int, int, int, list[dict[str, Any]]]:
-        ucs2_rows = ucs2_totals_rows(ucs2_totals)
-        return counters["accepted"], counters["duplicates"], counters["invalid"], ucs2_rows
+    def _decide(self, rows: list[RowResult], ucs2: RowFindings) -> None:
+        summary = self.summary
+        decide_duplicates(
+            rows, self.seen, self.counters, summary.invalid_reasons, ucs2, self.ucs2_totals
+        )
+        suppressed = mark_suppressed(rows, self.listed)
+        self.counters["accepted"] -= suppressed
+        summary.suppressed += suppressed
+        _count_notes(rows, summary)
 
+    def finish(self) -> tuple[int, int, int, list[dict[str, Any]]]:
+        ucs2_rows = ucs2_totals_rows(self.ucs2_totals)
+        c = self.counters
+        return c["accepted"], c["duplicates"], c["invalid"], ucs2_rows
+
+
+def _with_cells(
+    rows: list[RowResult], row_cells: list[Any], first_row: int
+) -> list[tuple[Any, ...]]:
+    """Each row with its original cells as one more column. In place: a second list of a chunk's
+    tuples would be one more copy of the chunk."""
+    widened = cast(list[tuple[Any, ...]], rows)
+    for i, row in enumerate(rows):
+        widened[i] = (*row, row_cells[row[0] - first_row])
+    return widened
+
+
+def _write(
+    ledger: Ledger,
+    campaign_id: int,
+    source: Source,
+    facts: FileFacts,
+    columns: _Columns,
+    batches: Iterator[list[tuple[Any, ...]]],
+    finish: Callable[[], tuple[int, int, int, list[dict[str, Any]]]],
+) -> ImportRecord:
+    """Every row in one transaction."""
     try:
-        summary.record = ledger.write_import(
-            campaign.id,
+        return ledger.write_import(
+            campaign_id,
             filename=source.recorded,
             sha256=facts.sha256,
-            phone_column=summary.phone_column[:200],  # the column is String(200)
+            phone_column=columns.header.names[columns.phone.position][:200],  # String(200)
             columns=list(columns.header.names),
             row_columns=(*LEDGER_COLUMNS, "cells"),
-            batches=batches(),
+            batches=batches,
             finish=finish,
         )
     except ReadError as exc:  # raised while rows were being written: all of them rolled back
         raise ImportFailed(f"{exc}; nothing was imported") from None
-    finally:
-        if executor is not None:
-            executor.shutdown(cancel_futures=True)
 
 
 _Done = tuple[int, int, cells.Packed, list[RowResult], RowFindings]
@@ -345,6 +377,20 @@ def _count_notes(rows: list[RowResult], summary: ImportSummary) -> None:
                 summary.fell_back += 1
             if "in the cell" in note:
                 summary.split_cells += 1
+
+
+@contextmanager
+def _executor(
+    facts: FileFacts, options: ImportOptions, work: ChunkWork
+) -> Iterator[Executor | None]:
+    """The worker processes of a large file (None: this process does the row work), shut down
+    with the import, whatever ends it."""
+    executor = _executor_for(facts, options, work)
+    try:
+        yield executor
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
 
 
 def _executor_for(facts: FileFacts, options: ImportOptions, work: ChunkWork) -> Executor | None:

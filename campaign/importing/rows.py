@@ -84,8 +84,8 @@ class _Zones:
 # reason, parts, encoding, note, tz_key, tz_source). `state` is None for a row that passed every
 # check: the caller decides `pending` or `duplicate`, in file order; its reason, if any, says why
 # no window will let it through (it stays pending, held). An invalid row has no phone: the
-# report's `phone` is empty when the row is invalid (SPEC), and an invalid row must not make a
-# later one a `duplicate`. tz_key None: the zone is unknown (never guessed).
+# report's `phone` is empty when the row is invalid (docs/contract.md), and an invalid row must
+# not make a later one a `duplicate`. tz_key None: the zone is unknown (never guessed).
 LEDGER_COLUMNS = (
     "row",
     "raw_phone",
@@ -130,30 +130,18 @@ def process_chunk(
     fallbacks: Sequence[Sequence[Any]] = (),
     zone_cells: Sequence[Any] | None = None,
 ) -> tuple[list[RowResult], RowFindings]:
-    """Normalize, render, count and serialize one chunk: everything per row that does not depend
-    on the rows before it, so that it can run in a worker process. `first_row` is the 1-based
-    data row number of phones[0]; rows flagged in `blank` (wholly empty lines) are left out, but
-    the numbering still follows the file. `fallbacks` are the other phone columns a row falls
-    back to, in order, when its phone cell is empty or not a mobile number. `zone_cells`: the
-    --timezone-column's cells (a zone there wins over the number's). One loop, the import's hot
-    path: kept whole on purpose."""
+    """Normalize, render, count and serialize one chunk: the per-row work that does not depend on
+    earlier rows, so it can run in a worker process. `first_row`: the 1-based data row of
+    phones[0]; `blank` rows (wholly empty lines) are left out, the numbering still follows the
+    file; `fallbacks`: the other phone columns, in order (`_fall_back`); `zone_cells`: the
+    --timezone-column's cells. The import's hot path: a static template's rows inline."""
     work: ChunkWork = _worker_state["work"]
     template: Template = _worker_state["template"]
-    normalizer: Normalizer = _worker_state["normalizer"]
     zoning: _Zones = _worker_state["zones"]
-    region_list = [r if r else None for r in regions] if regions is not None else None
-    phone_results = normalizer.normalize_many(phones, region_list)
-    if fallbacks:
-        phones = _fall_back(normalizer, phone_results, phones, fallbacks, region_list, work)
+    phone_results, phones = _normalized(phones, regions, fallbacks)
     columns = list(fields)
     findings: RowFindings = {}
-    static_count = static_findings = None
-    if template.is_static:
-        body = template.render({})
-        if work.gsm_safe:
-            body = gsm_safe(body)
-        static_count = count_body(body)
-        static_findings = _ucs2_findings(template, {}, body, static_count, work.gsm_safe)
+    static_count, static_findings = _static_body(template, work.gsm_safe)
     out: list[RowResult] = []
     invalid = RecipientState.INVALID.value
     dumps = json.dumps
@@ -166,8 +154,9 @@ def process_chunk(
         values = {c: fields[c][i] for c in columns}
         fields_json = dumps(values, ensure_ascii=False) if columns else None
         if result.e164 is None:
-            invalid_row = (row, raw, None, result.country, fields_json, invalid, result.reason)
-            out.append((*invalid_row, None, None, None, None, None))
+            out.append(
+                (row, raw, None, result.country, fields_json, invalid, result.reason, *_NONE5)
+            )
             continue
         zones = zoning.of(result, zone_cells[i] if zone_cells is not None else None)
         if static_count is not None:
@@ -190,28 +179,78 @@ def process_chunk(
                 )
             )
             continue
-        state, reason, parts, encoding, found = body_verdict(template, values, work.gsm_safe)
+        rendered, found = _rendered_row(row, raw, result, fields_json, values, zones, zoning)
         if found:
             findings[len(out)] = found
-        if state is None:
-            reason = zoning.held(zones, result.country)
-        out.append(
-            (
-                row,
-                raw,
-                result.e164 if state is None else None,
-                result.country,
-                fields_json,
-                state,
-                reason,
-                parts,
-                encoding,
-                result.note,
-                zones.key,
-                zones.source,
-            )
-        )
+        out.append(rendered)
     return out, findings
+
+
+def _normalized(
+    phones: Sequence[Any], regions: Sequence[Any] | None, fallbacks: Sequence[Sequence[Any]]
+) -> tuple[list[PhoneResult], Sequence[Any]]:
+    """Each row's number normalized (from a fallback column when its own cell has none), and the
+    cell each row's number came from."""
+    normalizer: Normalizer = _worker_state["normalizer"]
+    region_list = [r if r else None for r in regions] if regions is not None else None
+    results = normalizer.normalize_many(phones, region_list)
+    if fallbacks:
+        work: ChunkWork = _worker_state["work"]
+        phones = _fall_back(normalizer, results, phones, fallbacks, region_list, work)
+    return results, phones
+
+
+_NONE5 = (
+    None,
+    None,
+    None,
+    None,
+    None,
+)  # parts, encoding, note, tz_key, tz_source of an invalid row
+
+
+def _static_body(template: Template, safe: bool) -> tuple[BodyCount | None, list[Finding] | None]:
+    """A template without fields renders the same body for every row: counted once per chunk.
+    (None, None) for a template with fields."""
+    if not template.is_static:
+        return None, None
+    body = template.render({})
+    if safe:
+        body = gsm_safe(body)
+    count = count_body(body)
+    return count, _ucs2_findings(template, {}, body, count, safe)
+
+
+def _rendered_row(
+    row: int,
+    raw: str,
+    result: PhoneResult,
+    fields_json: str | None,
+    values: Mapping[str, Any],
+    zones: TimeZones,
+    zoning: _Zones,
+) -> tuple[RowResult, list[Finding]]:
+    """The ledger row of a valid number with a template that has fields: its own body rendered
+    and counted (an empty field without a fallback, or a body too long, makes it invalid)."""
+    work: ChunkWork = _worker_state["work"]
+    template: Template = _worker_state["template"]
+    state, reason, parts, encoding, found = body_verdict(template, values, work.gsm_safe)
+    if state is None:
+        reason = zoning.held(zones, result.country)
+    return (
+        row,
+        raw,
+        result.e164 if state is None else None,
+        result.country,
+        fields_json,
+        state,
+        reason,
+        parts,
+        encoding,
+        result.note,
+        zones.key,
+        zones.source,
+    ), found
 
 
 def _fall_back(

@@ -368,7 +368,9 @@ def _strip_national_prefix(number: str, meta: _Meta) -> str:
     return stripped
 
 
-def _fast_parse(
+# C901: one pass over the digits, phonenumbers.parse's own branches in its order; the import's hot
+# path (bench: import), kept whole on purpose.
+def _fast_parse(  # noqa: C901
     digits: str, international: bool, region_meta: _Meta | None
 ) -> tuple[int, str] | None:
     """phonenumbers.parse for ASCII digits, as (calling code, national significant number).

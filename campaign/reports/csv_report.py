@@ -1,6 +1,6 @@
-"""The report CSV: one row per input row, the columns SPEC names and those that take it back to
-the CRM (`sheet_row`, `sent_at`, delivery, the import's note, `--include`d original columns), and
-how each cell is written.
+"""The report CSV: one row per input row, the columns docs/contract.md names and those that take it
+back to the CRM (`sheet_row`, `sent_at`, delivery, the import's note, `--include`d original
+columns), and how each cell is written.
 
 Two forms. The default is for programs: UTF-8, `\\n`, values as stored, except that a text cell
 that a spreadsheet would run as a formula (it starts with = + - @, a tab or a carriage return, as
@@ -27,7 +27,8 @@ from campaign.errors import UserError
 from campaign.importing import cells as stored_cells
 from campaign.message import normalize_column_name
 
-# SPEC's columns first, in SPEC's spelling, then `file` (which import the row came from).
+# The contract's columns first, in its spelling (docs/contract.md), then `file` (which import the
+# row came from).
 SPEC_COLUMNS = (
     "row",
     "raw_phone",

@@ -156,9 +156,9 @@ class PauseCause(enum.StrEnum):
 
 
 def pause_cause(exit_code: int | None) -> PauseCause:
-    """How the gap after a run began, from that run's exit code (SPEC.md's table): 0 it ended of
-    itself, 1 error, 3 interrupted (Ctrl-C or SIGTERM), 4 halted (account error, --budget), 5
-    waiting for a sending window; a run with no exit code died."""
+    """How the gap after a run began, from that run's exit code (docs/contract.md's table): 0 it
+    ended of itself, 1 error, 3 interrupted (Ctrl-C or SIGTERM), 4 halted (account error,
+    --budget), 5 waiting for a sending window; a run with no exit code died."""
     causes = {
         0: PauseCause.BETWEEN_RUNS,
         1: PauseCause.ERROR,

@@ -1,7 +1,7 @@
 """`campaign status`: counts by state, parts, the live sender, rate and ETA, as one typed object.
 
-`CampaignStatus.to_json()` is the `status --json` contract (SPEC: every state in `counts`, zeros
-included); campaign.cli.render draws the same object for the terminal.
+`CampaignStatus.to_json()` is the `status --json` contract (docs/contract.md: every state in
+`counts`, zeros included); campaign.cli.render draws the same object for the terminal.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class CampaignStatus:
         return sum(self.counts.values())
 
     def to_json(self) -> dict[str, Any]:
-        """The `status --json` object; its keys are a contract (SPEC, tests)."""
+        """The `status --json` object; its keys are a contract (docs/contract.md, tests)."""
         info: dict[str, Any] = {
             "campaign": self.campaign,
             "counts": dict(self.counts),
@@ -143,7 +143,9 @@ class CampaignStatus:
             else None
         )
         if self.delivery is not None:
-            info.update(self.delivery.to_json())  # SPEC: "delivery" and the charged spend
+            info.update(
+                self.delivery.to_json()
+            )  # docs/contract.md: "delivery" and the charged spend
         return info
 
 

@@ -839,7 +839,8 @@ def concurrency_for(mps: float, expected_latency_s: float = 0.3, mean_parts: flo
 def default_mps(
     number_type: str | None, iso_country: str | None, *, dry_run: bool = False
 ) -> tuple[float, str]:
-    """The MPS to use when the user gives none, and why (aws-facts.md, from the AWS user guide).
+    """The MPS to use when the user gives none, and why (docs/aws-facts.md, "Throughput", from
+    the AWS user guide).
 
     `number_type` is DescribePhoneNumbers' NumberType (SHORT_CODE, LONG_CODE, TOLL_FREE, TEN_DLC,
     SIMULATOR) or SENDER_ID; no API returns an identity's real MPS, so anything not in the table

@@ -1,10 +1,10 @@
 """The account's configuration sets and their event destinations, as the service keeps them.
 
 A message produces delivery events only when it is sent with a ConfigurationSetName, and they go to
-that set's enabled event destinations whose MatchingEventTypes take them (aws-facts.md, "Delivery
-events"). The simulator delivers to SNS destinations (SNS and SQS come from moto in the tests and the
-demo); CloudWatch Logs and Firehose destinations are accepted and described, but nothing is written
-to them.
+that set's enabled event destinations whose MatchingEventTypes take them (docs/aws-facts.md,
+"Delivery events"). The simulator delivers to SNS destinations (SNS and SQS come from moto in the
+tests and the demo); CloudWatch Logs and Firehose destinations are accepted and described, but
+nothing is written to them.
 
 Operations: CreateConfigurationSet, DescribeConfigurationSets, CreateEventDestination and
 UpdateEventDestination, enough for `campaign events setup`. Requests are validated by

@@ -1,4 +1,4 @@
-"""Delivery events for the messages the simulator accepts, shaped like AWS's (aws-facts.md).
+"""Delivery events for the messages the simulator accepts, shaped like AWS's (docs/aws-facts.md).
 
 For each accepted message: TEXT_SUCCESSFUL (accepted by the carrier, not final), then a final event:
 TEXT_DELIVERED, or for a configurable share an undelivered type with a realistic mix (carrier

@@ -23,7 +23,7 @@ def test_the_default_ledger_is_campaign_db_in_the_current_folder(
 
 
 def test_exit_codes_are_spec_s_table() -> None:
-    # SPEC.md, "Exit codes".
+    # docs/contract.md, "Exit codes".
     assert [(c.name, c.value) for c in ExitCode] == [
         ("OK", 0),
         ("ERROR", 1),

@@ -1,4 +1,4 @@
-"""Every command explains itself: --help works and shows an example (SPEC)."""
+"""Every command explains itself: --help works and shows an example (docs/contract.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`campaign status`, `campaign list` and `campaign report`: what the ledger holds, as the SPEC
-spells it."""
+"""`campaign status`, `campaign list` and `campaign report`: what the ledger holds, as
+docs/contract.md spells it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from campaign.domain import RecipientState
 from tests.helpers import Cli, write_csv
 
 ORIGIN = "+12065550100"
-# SPEC.md: the recipient states, exactly as `status --json` spells them.
+# docs/contract.md: the recipient states, exactly as `status --json` spells them.
 SPEC_STATES = (
     "pending",
     "sending",
@@ -26,7 +26,7 @@ SPEC_STATES = (
     "invalid",
     "duplicate",
 )
-# SPEC.md: the report's columns, in this spelling.
+# docs/contract.md: the report's columns, in this spelling.
 SPEC_REPORT_COLUMNS = [
     "row",
     "raw_phone",

@@ -378,7 +378,7 @@ def test_sigkill_at_random_moments_never_double_sends(
     run: Cli, tmp_path: Path, isolated_env: Path, processes: str
 ) -> None:
     """Kill the sender with SIGKILL at several moments, restart it each time, then check the four
-    guarantees of the SPEC against the simulator's log of accepted messages."""
+    guarantees of docs/contract.md against the simulator's log of accepted messages."""
     import random
 
     rng = random.Random(2026)

@@ -71,7 +71,7 @@ def event(
     context: dict[str, str] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """An event as AWS writes it (field names and casing of aws-facts.md) for recipient `r`."""
+    """An event as AWS writes it (field names and casing of docs/aws-facts.md) for recipient `r`."""
     body: dict[str, Any] = {
         "eventType": event_type,
         "eventVersion": "1.0",

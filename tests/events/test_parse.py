@@ -24,7 +24,7 @@ from campaign.events.parse import (
 )
 from campaign.events.sources import EventFileError, _read_stream, event_files, read_events
 
-# AWS's own example event (aws-facts.md), verbatim.
+# AWS's own example event (docs/aws-facts.md), verbatim.
 AWS_EXAMPLE = {
     "eventType": "TEXT_SUCCESSFUL",
     "eventVersion": "1.0",

@@ -1,6 +1,7 @@
 """The simulator's delivery events: what `plan_events` makes of an accepted message, the emitter and
-its sinks, and end to end: a real send against the simulator, its events through SNS -> SQS (moto),
-ingested by the real CLI: every accepted message gets its delivery."""
+its sinks, and end to end: the events of sent messages through SNS -> SQS (moto), ingested by the
+real CLI: every accepted message gets its delivery (a real send whose simulator publishes its own
+events is tests/events/test_delivery_e2e.py)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from campaign.simulator.events import (
     plan_events,
 )
 from campaign.simulator.server import Simulator
-from tests.events.conftest import Moto, deliveries
-from tests.helpers import Cli, write_csv
+from tests.events.conftest import Moto, deliveries, make_campaign
+from tests.helpers import Cli
 
 ACCEPTED_MS = 1_700_000_000_000
 
@@ -134,18 +135,20 @@ def test_closing_flushes_what_is_not_due_yet(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_send_then_events_through_sns_and_sqs_give_every_message_its_delivery(
-    run: Cli, tmp_path: Path, isolated_env: Path, simulator: Simulator, moto: Moto
+def test_the_emitters_events_through_sns_and_sqs_give_every_message_its_delivery(
+    run: Cli, tmp_path: Path, isolated_env: Path, moto: Moto
 ) -> None:
-    lines = ["first_name,phone"] + [f"Sam{i},+1206555{i:04d}" for i in range(40)]
-    run(
-        "create", "c1", "-o", "+12065550100", "-m", "Hi {first_name}, sale today. STOP to end",
-        "--no-window",  # promotional: sends at any hour of the day
-    )  # fmt: skip
-    run("import", "c1", str(write_csv(tmp_path / "r.csv", "\n".join(lines) + "\n")))
-    run("--endpoint-url", simulator.url, "send", "c1", "--yes")
-    accepted = simulator.accepted(dry_run=False)
-    assert len(accepted) == 40
+    # Records as the simulator keeps them for 40 sent messages (a real send producing them is
+    # tests/events/test_delivery_e2e.py), their events through the SNS sink, SNS -> SQS (moto).
+    sent = make_campaign(run, tmp_path, isolated_env, 40)
+    accepted = [
+        record(
+            message_id=r.message_id,
+            destination=r.phone,
+            context={"campaign": "c1", "recipient": str(r.id)},
+        )
+        for r in sent
+    ]
 
     topic_arn, queue_url = moto.topic_to_queue(raw=False)
     settings = EventSettings(undelivered_share=0.25, duplicate_share=0.2, reorder_share=0.3)

@@ -117,7 +117,7 @@ def test_map_and_fallback_fields() -> None:
     merge = merge_columns(header, template, parse_mappings(["first_name=Prénom", "city=ville"]))
     assert merge.positions == {"first_name": 0, "city": 2}
     assert merge.missing_with_fallback == ("title",)
-    # Without a fallback, a missing column is an error naming it (SPEC).
+    # Without a fallback, a missing column is an error naming it (docs/contract.md).
     with pytest.raises(ColumnError, match=r"uses \{first_name\} but f.csv has no column"):
         merge_columns(header, template, {})
     with pytest.raises(ColumnError, match=r"the message has no field \{nom\}"):

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sqlite3
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -120,14 +122,43 @@ def build_campaign(
     return Built(name, db_url, prices)
 
 
-def ingest_events(run: Cli, sim: Simulator, built: Built, tmp_path: Path) -> Path:
+@dataclass(frozen=True)
+class Snapshot:
+    """A campaign built once on SQLite (`build_campaign`), for every test that only reads it or
+    changes its own copy: the ledger file and what the simulator accepted."""
+
+    ledger: Path
+    accepted: tuple[dict[str, Any], ...]
+    prices: Path
+    name: str = "spring"
+
+    def restore(self, db: Path) -> Built:
+        """The campaign in the ledger file `db` (the test's own), replacing what is there."""
+        with sqlite3.connect(self.ledger) as source, sqlite3.connect(db) as target:
+            source.backup(target)  # consistent whatever the WAL holds
+        return Built(self.name, f"sqlite:///{db}", self.prices)
+
+
+def build_snapshot(run: Cli, folder: Path) -> Snapshot:
+    """`build_campaign` on a SQLite ledger in `folder`, kept for `Snapshot.restore`."""
+    db = folder / "ledger.db"
+    with Simulator(simulator_config()) as sim:
+        built = build_campaign(run, sim, folder, f"sqlite:///{db}")
+        accepted = tuple(sim.accepted(dry_run=False))
+    return Snapshot(db, accepted, built.prices, built.name)
+
+
+def ingest_events(
+    run: Cli, accepted: Sequence[dict[str, Any]], built: Built, tmp_path: Path
+) -> Path:
     """Delivery events for two thirds of the sent messages (a third of those undelivered),
-    written as JSON Lines and recorded by `campaign events ingest --file`."""
+    written as JSON Lines and recorded by `campaign events ingest --file`. `accepted`: the
+    simulator's accepted records (`Simulator.accepted(dry_run=False)`)."""
     sent = {
         mid
         for (mid,) in ledger_rows(built, "SELECT message_id FROM recipients WHERE state = 'sent'")
     }
-    records = [r for r in sim.accepted(dry_run=False) if r["message_id"] in sent]
+    records = [r for r in accepted if r["message_id"] in sent]
     chosen = records[: len(records) * 2 // 3]
     settings = EventSettings(
         undelivered_share=0.35, price_per_part={"US": 0.00581, "*": 0.07}, carrier_fee_per_part=0.0

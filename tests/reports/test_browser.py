@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from campaign.reports.html import write_html
-from campaign.simulator.server import Simulator
 from tests.helpers import Cli
 from tests.reports.builders import sample_report
-from tests.reports.real_campaign import build_campaign, ingest_events, simulator_config
+from tests.reports.real_campaign import Snapshot, ingest_events
 
 pytestmark = pytest.mark.slow
 
@@ -79,13 +78,13 @@ def test_the_report_renders_in_chromium(chromium: str, tmp_path: Path) -> None:
 
 
 def test_a_report_built_from_a_real_ledger_renders(
-    chromium: str, tmp_path: Path, run: Cli, db_url: str
+    chromium: str, tmp_path: Path, run: Cli, isolated_env: Path, sqlite_campaign: Snapshot
 ) -> None:
     # The whole path: a campaign sent through the CLI against the simulator (every state,
-    # throttles, a Ctrl-C pause), delivery events ingested, the page written by the command.
-    with Simulator(simulator_config()) as sim:
-        built = build_campaign(run, sim, tmp_path, db_url, name="spring")
-        ingest_events(run, sim, built, tmp_path)
+    # throttles, a Ctrl-C pause; built once per session, tests/reports/conftest.py), delivery
+    # events ingested, the page written by the command.
+    built = sqlite_campaign.restore(isolated_env)
+    ingest_events(run, sqlite_campaign.accepted, built, tmp_path)
     page = tmp_path / "ledger-report.html"
     run("report", "spring", "--html", str(page), "--prices", str(built.prices))
     screenshot = assert_renders(chromium, tmp_path, page, "spring", charts=3)

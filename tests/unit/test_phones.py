@@ -72,7 +72,7 @@ ACCEPTED_OR_REJECTED = [
     ("+7 912 345-67-89", None, "+79123456789", "RU", None),  # +7 shared by RU and KZ
     ("+7 701 234 5678", None, "+77012345678", "KZ", None),  # ... Kazakhstan by leading digits
     ("+1 876 210 1234", None, "+18762101234", "JM", None),  # NANP Caribbean region
-    # -- AWS simulator numbers (aws-facts.md); the samples use them
+    # -- AWS simulator numbers (docs/aws-facts.md); the samples use them
     ("+14254147755", None, "+14254147755", "US", None),  # US success
     ("+14254147167", None, "+14254147167", "US", None),  # US failure
     ("+447860019066", None, "+447860019066", "GB", None),  # UK
@@ -403,6 +403,37 @@ def _mutate(rng: random.Random, nsn: str) -> str:
     return changed
 
 
+def _shaped(
+    rng: random.Random, cc: int, nsn: str, row_region: str | None
+) -> tuple[str, str | None]:
+    """One of nine ways people write a number: +CC, scattered separators, 00, bare CC, national
+    format, trunk prefix, other IDD prefixes, random digits."""
+    shape = rng.randrange(9)
+    if shape == 0:
+        raw = f"+{cc}{nsn}"
+    elif shape == 1:
+        raw = "+" + _scatter(rng, f"{cc}{nsn}")
+        row_region = row_region if rng.random() < 0.5 else None
+    elif shape == 2:
+        raw = "00" + _scatter(rng, f"{cc}{nsn}")
+    elif shape == 3:
+        raw = f"{cc}{nsn}"  # country code without "+"
+    elif shape in (4, 5):
+        try:
+            parsed = phonenumbers.parse(f"+{cc}{nsn}")
+            raw = phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL)
+        except phonenumbers.NumberParseException:
+            raw = nsn
+    elif shape == 6:
+        raw = _scatter(rng, "0" + nsn if rng.random() < 0.5 else nsn)
+    elif shape == 7:
+        idd = rng.choice(["011", "0011", "010", "00", "000", "+00", "++"])
+        raw = f"{idd} {cc} {nsn}"
+    else:
+        raw = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 19)))
+    return raw, row_region
+
+
 def generate_cases(seed: int, regions: list[str], per_region: int) -> list[tuple[str, str | None]]:
     """Numbers near each region's example numbers (mobile half the time), in many shapes."""
     rng = random.Random(seed)
@@ -420,29 +451,7 @@ def generate_cases(seed: int, regions: list[str], per_region: int) -> list[tuple
             # TYPES starts with MOBILE, so examples[0] is the mobile one when the region has one.
             nsn = _mutate(rng, examples[0] if rng.random() < 0.5 else rng.choice(examples))
             row_region: str | None = region if rng.random() < 0.85 else rng.choice(regions)
-            shape = rng.randrange(9)
-            if shape == 0:
-                raw = f"+{cc}{nsn}"
-            elif shape == 1:
-                raw = "+" + _scatter(rng, f"{cc}{nsn}")
-                row_region = row_region if rng.random() < 0.5 else None
-            elif shape == 2:
-                raw = "00" + _scatter(rng, f"{cc}{nsn}")
-            elif shape == 3:
-                raw = f"{cc}{nsn}"  # country code without "+"
-            elif shape in (4, 5):
-                try:
-                    parsed = phonenumbers.parse(f"+{cc}{nsn}")
-                    raw = phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL)
-                except phonenumbers.NumberParseException:
-                    raw = nsn
-            elif shape == 6:
-                raw = _scatter(rng, "0" + nsn if rng.random() < 0.5 else nsn)
-            elif shape == 7:
-                idd = rng.choice(["011", "0011", "010", "00", "000", "+00", "++"])
-                raw = f"{idd} {cc} {nsn}"
-            else:
-                raw = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 19)))
+            raw, row_region = _shaped(rng, cc, nsn, row_region)
             cases.append((raw, row_region))
     for _ in range(per_region):  # garbage and near-garbage
         alphabet = "0123456789" * 3 + "+-() ./xX#*ext;:abcE\t"
