@@ -244,9 +244,8 @@ def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendS
     bar = _ProgressBar(settings, total, dry_run)
     stop = StopSignal(
         sender.stop_requested,
-        on_first=lambda: bar.note(
-            "Stopping: no new calls; waiting for the calls in flight (Ctrl-C again to quit at once)"
-        ),
+        say=bar.note,
+        stopping="no new calls; waiting for the calls in flight",
     )
     sender.on_progress = bar.update
     with stop.installed():
