@@ -46,14 +46,26 @@ def count(n: int, noun: str) -> str:
 
 
 def render_campaign_list(rows: Sequence[tuple[Campaign, StateCounts]]) -> str:
-    lines = [f"{'name':<24} {'recipients':>10} {'pending':>10} {'sent':>10} {'failed':>8} created"]
+    lines = [
+        f"{'name':<24} {'recipients':>10} {'pending':>10} {'sent':>10} {'failed':>8} "
+        f"{'budget':>10} created"
+    ]
     for c, s in rows:
+        budget = f"${c.budget}" if c.budget is not None else "-"
         lines.append(
             f"{c.name:<24} {s.total:>10,} {s.counts['pending']:>10,} "
-            f"{s.counts['sent']:>10,} {s.counts['failed']:>8,} "
+            f"{s.counts['sent']:>10,} {s.counts['failed']:>8,} {budget:>10} "
             f"{c.created_at:%Y-%m-%d %H:%M}"
         )
     return "\n".join(lines)
+
+
+def render_budget(budget: Decimal, spent: Decimal | float | None = None) -> str:
+    """The campaign's budget line (`status`, `send`'s summary)."""
+    text = f"Budget: ${budget} for every send of the campaign together"
+    if spent is not None:
+        text += f"; ${spent:,.2f} of it estimated spent"
+    return text
 
 
 def campaign_list_json(rows: Sequence[tuple[Campaign, StateCounts]]) -> list[dict[str, Any]]:
@@ -65,6 +77,7 @@ def campaign_list_json(rows: Sequence[tuple[Campaign, StateCounts]]) -> list[dic
             "message_type": c.message_type,
             "recipients": s.total,
             "counts": s.counts,
+            "budget": str(c.budget) if c.budget is not None else None,
             "created_at": c.created_at,
         }
         for c, s in rows
@@ -97,6 +110,8 @@ def render_status(status: CampaignStatus) -> str:
             + f", ${spend.to_send:,.2f} to send"
             + (f"; {count(spend.unpriced, 'recipient')} unpriced" if spend.unpriced else "")
         )
+    if status.budget is not None:
+        lines.append(render_budget(status.budget, status.spend.sent if status.spend else None))
     lines += render_delivery(status)
     live = status.sender
     if live is not None:

@@ -18,7 +18,7 @@ import click
 
 from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
-from campaign.cli.render import count, render_retry_unknown, render_sample, say
+from campaign.cli.render import count, render_budget, render_retry_unknown, render_sample, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
@@ -119,6 +119,12 @@ def send(
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
         table = PriceTable.load(prices) if prices else None
+    if campaign.budget is not None and prices is None and not options["dry_run"]:
+        raise click.UsageError(
+            f"campaign {campaign.name!r} has a budget (${campaign.budget}): pass --prices FILE "
+            "to estimate spend against it (or remove it: "
+            f"`campaign edit {campaign.name} --budget none`)"
+        )
     _say_no_delivery_events(settings, campaign, options["dry_run"])
     client = ClientSettings(
         profile=settings.profile,
@@ -226,6 +232,18 @@ def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
         say(f"  estimated cost ${work.cost:,.2f} (from {request.prices.source})", settings)
     if request.budget is not None:
         say(f"  budget for this run: ${request.budget}", settings)
+    if campaign.budget is not None and not request.dry_run:
+        _say_campaign_budget(settings, plan)
+
+
+def _say_campaign_budget(settings: Settings, plan: SendPlan) -> None:
+    """The campaign's budget, and what its earlier sends already spent of it."""
+    from campaign.sending.sender import recorded_spend
+
+    budget = plan.campaign.budget
+    assert budget is not None
+    spent, _unpriced = recorded_spend(settings.ledger, plan.campaign.id, plan.request.prices)
+    say(f"  {render_budget(budget, spent)} (sent or unknown so far)", settings)
 
 
 def _confirm(yes: bool, question: str) -> None:

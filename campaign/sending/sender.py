@@ -49,7 +49,7 @@ from campaign.domain import (
 from campaign.errors import ExitCode, UserError
 from campaign.ledger import Ledger
 from campaign.message import Template, gsm_safe
-from campaign.pricing import PriceTable, cost_of
+from campaign.pricing import PriceTable, classes_cost, cost_of
 from campaign.sending.callers import Caller
 from campaign.sending.pacing import AdaptiveRate, PartsRateLimiter
 from campaign.sending.retry import Decision, Outcome, retry_delay
@@ -74,6 +74,17 @@ _FINAL = {
     Decision.OPTED_OUT: (S.OPTED_OUT, AttemptOutcome.OPTED_OUT),
     Decision.UNKNOWN: (S.UNKNOWN, AttemptOutcome.UNKNOWN),
 }
+
+
+def recorded_spend(
+    ledger: Ledger, campaign_id: int, prices: PriceTable | None
+) -> tuple[Decimal, int]:
+    """(estimated spend, unpriced recipients) of what the ledger says was sent for the campaign,
+    counting `unknown` (may have been sent) and `sending` (calls in flight) as sent."""
+    if prices is None:
+        return Decimal(0), 0
+    states = (S.SENT.value, S.UNKNOWN.value, S.SENDING.value)
+    return classes_cost(ledger.parts_classes(campaign_id, states), prices)
 
 
 class SenderFailed(UserError):
@@ -193,6 +204,10 @@ class Sender:
         self._stopping: StopReason | None = None
         self._next_launch = 0.0
         self._last_beat = self._last_progress = 0.0
+        # --budget and the campaign's budget (see _cost_within_budget): estimated dollars.
+        self._spent_before = Decimal(0)  # earlier runs of the campaign: sent or unknown
+        self._spent = Decimal(0)  # this run: sent or unknown (may have been sent)
+        self._in_flight_cost = Decimal(0)  # this run's calls in flight
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -210,6 +225,7 @@ class Sender:
     def run(self) -> SendStats:
         """Send until nothing is pending, or until stopped. The lock must be held (acquire())."""
         opts = self.options
+        self._start_budget()
         self.run_id = self.ledger.start_run(
             self.campaign.id,
             pid=os.getpid(),
@@ -367,10 +383,12 @@ class Sender:
             ):
                 wait = self._retry_wait()
                 return batch, StopReason.LIMIT if wait is None and not batch else wait
-            if opts.budget is not None:
-                cost = self._cost_within_budget(claim, opts.budget, batch_cost)
+            if self._budgeted:
+                cost = self._cost_within_budget(claim, batch_cost)
                 if cost is None:
                     return batch, StopReason.BUDGET
+                if isinstance(cost, float):
+                    return batch, cost  # may fit once the calls in flight are settled
                 batch_cost += cost
             delay = self.limiter.delay_for(claim.parts)
             if delay > 0:
@@ -383,25 +401,79 @@ class Sender:
             batch.append((claim, tries))
         return batch, None
 
-    def _cost_within_budget(
-        self, claim: Claim, budget: Decimal, batch_cost: Decimal
-    ) -> Decimal | None:
-        """The claim's estimated cost, or None (and the halt reason set) when it would pass the
-        budget or has no price to check it with."""
+    # -- the budgets ----------------------------------------------------------------------------
+
+    @property
+    def _budgeted(self) -> bool:
+        """A budget applies: --budget, or the campaign's; never to a dry run (not charged)."""
+        if self.options.dry_run:
+            return False
+        return self.options.budget is not None or self.campaign.budget is not None
+
+    def _start_budget(self) -> None:
+        """The campaign's budget covers every run: what earlier runs sent (or may have: unknown)
+        counts from the start, so a resumed send never spends it again."""
+        if self.campaign.budget is None or not self._budgeted:
+            return
+        spent, unpriced = recorded_spend(self.ledger, self.campaign.id, self.options.prices)
+        self._spent_before = spent
+        if unpriced:
+            raise SenderFailed(
+                f"{unpriced:,} recipients already sent have no price in the price table, so the "
+                f"campaign's budget (${self.campaign.budget}) cannot be held; add their countries "
+                "to the table"
+            )
+
+    def _cost_within_budget(self, claim: Claim, batch_cost: Decimal) -> Decimal | float | None:
+        """The claim's estimated cost when it fits the budgets, counting the calls in flight and
+        `batch_cost` (claimed with it) at their estimated price; seconds to wait when it would fit
+        only if calls in flight fail; None (and the halt reason set) when it cannot fit, or has no
+        price to check it with. So the estimated spend never passes a budget."""
         cost = cost_of(claim.parts, claim.country, self.options.prices)
         if cost is None:
             self.stats.halt_reason = (
                 f"no price for country {claim.country or '?'} in the price table, so "
-                "--budget cannot be enforced; add the country to the table"
+                "the budget cannot be enforced; add the country to the table"
             )
             return None
-        if self.stats.spend + batch_cost + cost > budget:
-            self.stats.halt_reason = (
-                f"budget reached: ${self.stats.spend:.4f} estimated so far; the next "
-                f"message (${cost:.5f}) would pass --budget ${budget}"
-            )
-            return None
+        pending = self._in_flight_cost + batch_cost  # claimed, not settled yet
+        run_budget, campaign_budget = self.options.budget, self.campaign.budget
+        if campaign_budget is not None:
+            spent = self._spent_before + self._spent
+            if spent + cost > campaign_budget:
+                self.stats.halt_reason = (
+                    f"the campaign's budget is reached: ${spent:.4f} estimated spent over all "
+                    f"its runs; the next message (${cost:.5f}) would pass its budget "
+                    f"${campaign_budget} (`campaign edit {self.campaign.name} --budget` "
+                    "raises it)"
+                )
+                return None
+            if spent + pending + cost > campaign_budget:
+                return CLAIM_WINDOW
+        if run_budget is not None:
+            if self._spent + cost > run_budget:
+                self.stats.halt_reason = (
+                    f"budget reached: ${self._spent:.4f} estimated so far; the next "
+                    f"message (${cost:.5f}) would pass --budget ${run_budget}"
+                )
+                return None
+            if self._spent + pending + cost > run_budget:
+                return CLAIM_WINDOW
         return cost
+
+    def _budget_claimed(self, claim: Claim) -> None:
+        """A call goes out: its estimated price counts against the budgets until settled."""
+        if self._budgeted:
+            cost = cost_of(claim.parts, claim.country, self.options.prices)
+            self._in_flight_cost += cost or Decimal(0)
+
+    def _budget_settled(self, claim: Claim, spent: bool) -> None:
+        """A call came back; `spent`: it was (or may have been) sent, so its price stays spent."""
+        if self._budgeted:
+            cost = cost_of(claim.parts, claim.country, self.options.prices) or Decimal(0)
+            self._in_flight_cost -= cost
+            if spent:
+                self._spent += cost
 
     def _claim_and_call(self, batch: list[tuple[Claim, int]]) -> None:
         """Claim `batch` in one commit (with the outcomes waiting to be committed), then start the
@@ -423,6 +495,7 @@ class Sender:
                 self.stats.claimed += 1
             request = build_request(self.campaign, claim, self._body(claim), dry_run=dry_run)
             self._flight[claim.recipient_id] = (claim, self.clock(), tries)
+            self._budget_claimed(claim)
             self.caller.submit(claim.recipient_id, request)
 
     def _next_candidate(self) -> tuple[Claim, int] | None:
@@ -457,6 +530,7 @@ class Sender:
 
     def _record(self, claim: Claim, sent_at: float, tries: int, outcome: Outcome) -> str | None:
         """Record one outcome; returns a halt reason for account-level errors."""
+        self._budget_settled(claim, outcome.decision in (Decision.SENT, Decision.UNKNOWN))
         if outcome.throttled:
             self.stats.throttles += 1
             self.adaptive.on_throttle(sent_at)
