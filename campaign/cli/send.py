@@ -137,14 +137,14 @@ def send(
 
 def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: bool) -> None:
     """Plan, take the campaign's sender lock, ask, send, explain how it ended."""
-    from campaign.aws.sms import describe_origination, make_client
+    from campaign.aws.sms import describe_origination
     from campaign.sending.plan import plan_send
     from campaign.sending.sender import Sender
 
     ledger = settings.ledger
     with user_errors():
         # Making a client first: a bad profile, region or credentials fail before anything else.
-        bootstrap = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
+        bootstrap = _checked_client(request)
         plan = plan_send(ledger, campaign, request, partial(describe_origination, bootstrap))
         sender = Sender(ledger, campaign, plan.make_caller, plan.sender_options())
         unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
@@ -157,6 +157,19 @@ def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: 
         finally:
             sender.release()
     _finish(settings, plan, stats, sender.run_id)
+
+
+def _checked_client(request: SendRequest) -> Any:
+    """The bootstrap client, once one call showed that its endpoint speaks the SMS API: a wrong
+    endpoint (an HTML page, https:// on an http port, ftp://) halts here, before any claim."""
+    from campaign.aws.sms import WrongEndpoint, check_endpoint, make_client
+
+    try:
+        client = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
+        check_endpoint(client)
+    except WrongEndpoint as exc:
+        raise Halted(f"{exc}. Nothing was sent; every recipient is still pending") from None
+    return client
 
 
 def _before_sending(
