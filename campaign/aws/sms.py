@@ -151,31 +151,69 @@ def protocol_problem(response: Mapping[str, Any]) -> str | None:
     return f"an HTTP {status} answer with {what}"
 
 
-def check_endpoint(client: Any) -> None:
+SIMULATOR_SERVER = "campaign-simulator"  # the local simulator's Server header
+_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:sms-voice:[^:]*:([0-9]{12}):")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a send goes, for the confirmation: AWS in a region (and the account when an answer
+    named it), or another endpoint (the local simulator when it says so), its URL masked."""
+
+    region: str | None
+    endpoint_url: str | None  # masked; None: AWS's own endpoint for the region
+    account: str | None = None
+    simulator: bool = False
+
+    def describe(self) -> str:
+        account = f", account {self.account}" if self.account else ""
+        if self.simulator:
+            return f"the local simulator at {self.endpoint_url} (nothing is delivered{account})"
+        if self.endpoint_url is not None:
+            return f"the endpoint {self.endpoint_url} (region {self.region or '?'}{account})"
+        return f"AWS End User Messaging SMS in {self.region or '?'}{account or ', account ?'}"
+
+
+def check_endpoint(client: Any, identity: str | None = None) -> Target:
     """Before the first message: one cheap call (DescribeConfigurationSets) proving that the
-    endpoint speaks the SMS API. Raises WrongEndpoint for an answer that is not the service's
-    protocol or a failed TLS handshake. Any answer from the service passes, errors included
-    (AccessDenied: this call needs a permission the send may not); so does a connection that
-    fails or times out, which the sender retries and reports as it does for any outage."""
-    where = mask_url_secrets(str(client.meta.endpoint_url))
+    endpoint speaks the SMS API, and saying where the send goes. Raises WrongEndpoint for an
+    answer that is not the service's protocol or a failed TLS handshake. Any answer from the
+    service passes, errors included (AccessDenied: this call needs a permission the send may
+    not); so does a connection that fails or times out, which the sender retries and reports as
+    it does for any outage. The account comes from an ARN: a configuration set's, or the
+    origination `identity` when it is one."""
+    url = str(client.meta.endpoint_url)
+    where = mask_url_secrets(url)
+    answer: Mapping[str, Any] = {}
     try:
-        response = client.describe_configuration_sets(MaxResults=1)
+        answer = client.describe_configuration_sets(MaxResults=1)
     except ClientError as exc:
-        problem = protocol_problem(exc.response)
+        answer = exc.response
     except SSLError as exc:
         raise WrongEndpoint(
             f"the TLS handshake with {where} failed ({ssl_reason(exc)}): is it an https:// URL "
             "for a plain-http port, or is a proxy in the way? Fix --endpoint-url"
         ) from None
     except BotoCoreError:
-        return
-    else:
-        problem = protocol_problem(response)
+        pass
+    problem = protocol_problem(answer) if answer else None
     if problem is not None:
         raise WrongEndpoint(
             f"{where} is not the AWS End User Messaging SMS API: it gave {problem}; "
             "fix --endpoint-url (or AWS_ENDPOINT_URL)"
         )
+    headers = (answer.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    arns = [str(c.get("ConfigurationSetArn") or "") for c in answer.get("ConfigurationSets") or []]
+    account = next(
+        (m[1] for arn in [*arns, identity or ""] if (m := _ARN_ACCOUNT.match(arn))), None
+    )
+    aws = (urlparse(url).hostname or "").endswith(".amazonaws.com")
+    return Target(
+        region=client.meta.region_name,
+        endpoint_url=None if aws else where,
+        account=account,
+        simulator=str(headers.get("server") or "").startswith(SIMULATOR_SERVER),
+    )
 
 
 def ssl_reason(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ What the send does is decided elsewhere: campaign.sending.plan turns the request
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -19,17 +20,19 @@ import click
 from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
 from campaign.cli.render import count, render_budget, render_retry_unknown, render_sample, say
-from campaign.cli.settings import Settings, pass_settings
+from campaign.cli.settings import DEFAULT_DB, Settings, pass_settings
 from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
+    from campaign.aws.sms import Target
     from campaign.sending.plan import SendPlan, SendRequest, Workload
     from campaign.sending.sender import Sender, SendStats
 
 # The client that checks the configuration and looks the origination identity up makes a call or two.
 BOOTSTRAP_CONNECTIONS = 6
+DEFAULT_TIMEOUT = 20.0  # --timeout
 # A run shorter than this says nothing about who set the pace.
 PACE_NOTE_AFTER_SECONDS = 10
 
@@ -77,7 +80,7 @@ PACE_NOTE_AFTER_SECONDS = 10
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1, max=300),
-    default=20.0,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds to wait for one API answer before its outcome counts as unknown.",
 )
@@ -132,11 +135,70 @@ def send(
         endpoint_url=settings.endpoint_url,
         read_timeout=timeout,
     )
-    run_send(settings, campaign, SendRequest(client=client, prices=table, **options), yes)
+    resume = resume_command(settings, name, prices, timeout, yes, options)
+    request = SendRequest(client=client, prices=table, **options)
+    run_send(settings, campaign, request, yes, resume=resume)
 
 
-def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: bool) -> None:
-    """Plan, take the campaign's sender lock, ask, send, explain how it ended."""
+def resume_command(
+    settings: Settings,
+    name: str,
+    prices: Path | None,
+    timeout: float,
+    yes: bool,
+    options: dict[str, Any],
+) -> str:
+    """The whole `send` command that resumes this one, for the hints: every option that decides
+    where and how it sends (the endpoint and the ledger with their passwords masked), never
+    --retry-unknown (a second message to some) nor --limit (the rest is what a resume sends)."""
+    from campaign.errors import mask_url_secrets
+
+    args = ["campaign"]
+    if _given_on_the_command_line("db_url") and settings.db_url != DEFAULT_DB:
+        args += ["--db", mask_url_secrets(settings.db_url)]  # from CAMPAIGN_DB: still there
+    if settings.profile:
+        args += ["--profile", settings.profile]
+    if settings.region:
+        args += ["--region", settings.region]
+    if settings.endpoint_url:
+        args += ["--endpoint-url", mask_url_secrets(settings.endpoint_url)]
+    args += ["send", name]
+    for option in ("mps", "concurrency", "processes", "budget", "sample"):
+        if options.get(option) is not None:
+            args += [
+                f"--{option}",
+                f"{options[option]:g}" if option == "mps" else str(options[option]),
+            ]
+    if prices is not None:
+        args += ["--prices", str(prices)]
+    if options.get("dry_run"):
+        args.append("--dry-run")
+    if timeout != DEFAULT_TIMEOUT:
+        args += ["--timeout", f"{timeout:g}"]
+    if yes:
+        args.append("--yes")
+    return shlex.join(args)
+
+
+def _given_on_the_command_line(parameter: str) -> bool:
+    """Was the root group's `parameter` typed (not from its environment variable or default)?"""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return True
+    source = context.find_root().get_parameter_source(parameter)
+    return source is click.core.ParameterSource.COMMANDLINE
+
+
+def run_send(
+    settings: Settings,
+    campaign: Campaign,
+    request: SendRequest,
+    yes: bool,
+    *,
+    resume: str | None = None,
+) -> None:
+    """Plan, take the campaign's sender lock, ask, send, explain how it ended. `resume`: the
+    command to run again (default: `campaign send NAME`)."""
     from campaign.aws.sms import describe_origination
     from campaign.sending.plan import plan_send
     from campaign.sending.sender import Sender
@@ -144,36 +206,45 @@ def run_send(settings: Settings, campaign: Campaign, request: SendRequest, yes: 
     ledger = settings.ledger
     with user_errors():
         # Making a client first: a bad profile, region or credentials fail before anything else.
-        bootstrap = _checked_client(request)
+        bootstrap, target = _checked_client(request, campaign)
         plan = plan_send(ledger, campaign, request, partial(describe_origination, bootstrap))
         sender = Sender(ledger, campaign, plan.make_caller, plan.sender_options())
         unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
         recovered = sender.acquire()
         try:
-            workload = _before_sending(settings, plan, recovered, unknown_before, yes)
+            workload = _before_sending(
+                settings, plan, recovered, unknown_before, yes, target=target
+            )
             if workload is None:
                 return
             stats = _run(settings, sender, workload.recipients, request.dry_run)
         finally:
             sender.release()
-    _finish(settings, plan, stats, sender.run_id)
+    _finish(settings, plan, stats, sender.run_id, resume=resume)
 
 
-def _checked_client(request: SendRequest) -> Any:
-    """The bootstrap client, once one call showed that its endpoint speaks the SMS API: a wrong
-    endpoint (an HTML page, https:// on an http port, ftp://) halts here, before any claim."""
+def _checked_client(request: SendRequest, campaign: Campaign) -> tuple[Any, Target]:
+    """The bootstrap client, once one call showed that its endpoint speaks the SMS API, and where
+    it sends: a wrong endpoint (an HTML page, https:// on an http port, ftp://) halts here,
+    before any claim."""
     from campaign.aws.sms import WrongEndpoint, check_endpoint, make_client
 
     try:
         client = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
-        check_endpoint(client)
+        target = check_endpoint(client, campaign.origination_identity)
     except WrongEndpoint as exc:
         raise Halted(f"{exc}. Nothing was sent; every recipient is still pending") from None
-    return client
+    return client, target
 
 
 def _before_sending(
-    settings: Settings, plan: SendPlan, recovered: int, unknown_before: int, yes: bool
+    settings: Settings,
+    plan: SendPlan,
+    recovered: int,
+    unknown_before: int,
+    yes: bool,
+    *,
+    target: Target | None = None,
 ) -> Workload | None:
     """Explain what the last sender left, put unknowns back if asked, show the summary and
     confirm. Returns what to send (None: nothing)."""
@@ -207,7 +278,7 @@ def _before_sending(
             settings,
         )
         return None
-    _summary(settings, plan, work)
+    _summary(settings, plan, work, target)
     if not plan.request.dry_run:
         _confirm(yes, "Send now?")
     return work
@@ -228,7 +299,9 @@ def _say_no_delivery_events(settings: Settings, campaign: Campaign, dry_run: boo
         )
 
 
-def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
+def _summary(
+    settings: Settings, plan: SendPlan, work: Workload, target: Target | None = None
+) -> None:
     request, campaign, rate = plan.request, plan.campaign, plan.rate
     kind = "DRY RUN (validated by AWS, not delivered, not charged)" if request.dry_run else "SEND"
     say(
@@ -236,6 +309,8 @@ def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
         f"{campaign.origination_identity} ({campaign.message_type.lower()})",
         settings,
     )
+    if target is not None:
+        say(f"  to {target.describe()}", settings)
     say(
         f"  rate {rate.mps:g} parts/s ({rate.why}), {plan.concurrency} calls in flight at most; "
         f"about {format_duration(work.parts / rate.mps)}",
@@ -334,9 +409,12 @@ class _ProgressBar:
 # -- the ending ------------------------------------------------------------------------------------
 
 
-def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -> None:
+def _finish(
+    settings: Settings, plan: SendPlan, stats: SendStats, run_id: int, *, resume: str | None = None
+) -> None:
     """Say how the run went, then end with the exit code its stop reason calls for."""
     name = plan.campaign.name
+    again = resume or f"campaign send {name}"
     dry_run = plan.request.dry_run
     if dry_run:
         _dry_run_result(settings, plan, stats, run_id)
@@ -345,20 +423,19 @@ def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -
     for reason, n in sorted(stats.failures.items(), key=lambda kv: -kv[1])[:6]:
         say(f"  {n:>7}  {reason}", settings)
     if stats.stop == StopReason.INTERRUPTED:
-        raise Interrupted(f"interrupted; run `campaign send {name}` again to resume")
+        raise Interrupted(f"interrupted; run `{again}` again to resume")
     if stats.stop in (StopReason.HALTED, StopReason.BUDGET):
         raise Halted(
-            f"halted: {stats.halt_reason}. Nothing more was claimed; run "
-            f"`campaign send {name}` again once fixed"
+            f"halted: {stats.halt_reason}. Nothing more was claimed; run `{again}` again once fixed"
         )
     if stats.stop == StopReason.GAVE_UP:
         raise click.ClickException(
             f"{stats.gave_up} recipients were not sent after repeated service errors; they are "
-            f"still pending: run `campaign send {name}` again"
+            f"still pending: run `{again}` again"
         )
     if stats.stop == StopReason.LIMIT:
         say(
-            f"Stopped at --limit; the rest stays pending for the next `campaign send {name}`.",
+            f"Stopped at --limit; the rest stays pending for the next `{again}`.",
             settings,
         )
     if not dry_run:
