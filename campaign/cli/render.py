@@ -355,6 +355,24 @@ def _estimate_table(est: Estimate) -> list[str]:
     return lines
 
 
+def render_over_max_price(est: Estimate) -> str | None:
+    """The warning about messages dearer than MaxPrice (`estimate`, `send --prices`), or None."""
+    t = est.total
+    if not t.over_max_price:
+        return None
+    where = ", ".join(
+        f"{c.label} {c.over_max_price:,} ({c.over_max_price_from_parts}+ parts at "
+        f"${_per_part(c.price)})"
+        for c in est.countries
+        if c.over_max_price and c.price is not None
+    )
+    return (
+        f"WARNING: {count(t.over_max_price, 'message')} "
+        f"{'costs' if t.over_max_price == 1 else 'cost'} more than MaxPrice ${est.max_price} "
+        f"and AWS will reject them: {where}"
+    )
+
+
 def _estimate_notes(est: Estimate) -> list[str]:
     """The duration, and warnings: messages over MaxPrice, recipients without a price."""
     t = est.total
@@ -368,18 +386,8 @@ def _estimate_notes(est: Estimate) -> list[str]:
         )
     else:
         lines.append("Duration: unknown, the MPS in force is not known (pass --mps)")
-    if t.over_max_price:
-        where = ", ".join(
-            f"{c.label} {c.over_max_price:,} ({c.over_max_price_from_parts}+ parts at "
-            f"${_per_part(c.price)})"
-            for c in est.countries
-            if c.over_max_price and c.price is not None
-        )
-        lines.append(
-            f"WARNING: {count(t.over_max_price, 'message')} "
-            f"{'costs' if t.over_max_price == 1 else 'cost'} more than MaxPrice ${est.max_price} "
-            f"and AWS will reject them: {where}"
-        )
+    if over := render_over_max_price(est):
+        lines.append(over)
     if t.unpriced:
         if source:
             codes = ", ".join(c.label for c in est.countries if not c.priced)

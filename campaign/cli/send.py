@@ -19,7 +19,14 @@ import click
 
 from campaign.cli.errors import Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
-from campaign.cli.render import count, render_budget, render_retry_unknown, render_sample, say
+from campaign.cli.render import (
+    count,
+    render_budget,
+    render_over_max_price,
+    render_retry_unknown,
+    render_sample,
+    say,
+)
 from campaign.cli.settings import DEFAULT_DB, Settings, pass_settings
 from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
@@ -318,10 +325,32 @@ def _summary(
     )
     if work.cost is not None and not request.dry_run and request.prices is not None:
         say(f"  estimated cost ${work.cost:,.2f} (from {request.prices.source})", settings)
+    if request.prices is not None and campaign.max_price is not None:
+        _warn_over_max_price(settings, plan)
     if request.budget is not None:
         say(f"  budget for this run: ${request.budget}", settings)
     if campaign.budget is not None and not request.dry_run:
         _say_campaign_budget(settings, plan)
+
+
+def _warn_over_max_price(settings: Settings, plan: SendPlan) -> None:
+    """As `estimate` does: the messages AWS will refuse for costing more than MaxPrice."""
+    from campaign.pricing import estimate
+
+    assert plan.request.prices is not None
+    if plan.sample is not None:
+        return  # a sample's dry run shows each class's own answer
+    priced = estimate(
+        campaign=plan.campaign.name,
+        classes=plan.classes,
+        table=plan.request.prices,
+        max_price=plan.campaign.max_price,
+        mps=None,
+        mps_source=None,
+        ucs2=(),
+    )
+    if warning := render_over_max_price(priced):
+        say(f"  {warning}", settings)
 
 
 def _say_campaign_budget(settings: Settings, plan: SendPlan) -> None:

@@ -1,7 +1,8 @@
 """Issue 13 item 1: the budget is a cap. Calls in flight count at their estimated price, a budget
 stored on the campaign covers every run (what earlier runs sent counts from the start), and the
 run-level --budget holds too. Checked against the simulator's own count of accepted messages, with
-a latency high enough that hundreds of calls are in flight at once."""
+a latency high enough that hundreds of calls are in flight at once. Also: `send --prices` warns of
+messages over MaxPrice."""
 
 from __future__ import annotations
 
@@ -85,3 +86,18 @@ def test_a_campaign_budget_needs_prices(run: Cli, tmp_path: Path) -> None:
     _setup(run, tmp_path, 3, "--budget", "5")
     result = run("--endpoint-url", "http://127.0.0.1:9", "send", "c1", "--yes", code=2)
     assert "has a budget ($5): pass --prices" in result.stderr
+
+
+def test_send_prices_warns_of_messages_over_max_price(
+    run: Cli, tmp_path: Path, simulator: Simulator
+) -> None:
+    """Issue 13 item 8: `send --prices` warns, as `estimate` does, before AWS refuses them."""
+    prices = _setup(run, tmp_path, 3, "--max-price", "0.005")
+    err = _send(run, simulator, prices, "--dry-run")
+    assert (
+        "WARNING: 3 messages cost more than MaxPrice $0.005 and AWS will reject them: "
+        "US 3 (1+ parts at $0.01)"
+    ) in err
+    run("edit", "c1", "--max-price", "0.05")
+    err = _send(run, simulator, prices, "--dry-run")
+    assert "Dry run: 3 accepted" in err and "MaxPrice" not in err
