@@ -34,6 +34,7 @@ from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
     from campaign.aws.sms import Target
+    from campaign.sending.pacing import ControlStatus
     from campaign.sending.plan import SendPlan, SendRequest, Workload
     from campaign.sending.sender import Sender, SendStats
 
@@ -382,12 +383,35 @@ def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendS
         say=bar.note,
         stopping="no new calls; waiting for the calls in flight",
     )
-    sender.on_progress = bar.update
+    sender.on_progress = lambda stats: bar.update(stats, sender.adaptive.status())
     with stop.installed():
         try:
             return sender.run()
         finally:
             bar.close()
+
+
+def throttle_note(control: ControlStatus) -> str:
+    """The share of calls throttled and what the throttle control made of it, for the progress
+    bar: `10% (service-side: rate held at 200 MPS)`, `12% (rate limit: slowed to 120 MPS)`."""
+    from campaign.sending.pacing import NOT_RATE_DRIVEN, RATE_DRIVEN
+
+    if not control.throttles:
+        return "0"
+    share = control.recent_share if control.recent_share is not None else control.run_share
+    share = share or 0.0
+    head = f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.1f}%"
+    if control.testing:
+        return f"{head} (testing {_mps(control.rate)} MPS: is our rate the cause?)"
+    if control.verdict == RATE_DRIVEN:
+        return f"{head} (rate limit: slowed to {_mps(control.holding)} MPS)"
+    if control.verdict == NOT_RATE_DRIVEN:
+        return f"{head} (service-side: rate held at {_mps(control.holding)} MPS)"
+    return f"{head} (watching; {_mps(control.rate)} MPS)"
+
+
+def _mps(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
 
 
 class _ProgressBar:
@@ -413,7 +437,7 @@ class _ProgressBar:
         else:
             click.echo(text, err=True)
 
-    def update(self, stats: SendStats) -> None:
+    def update(self, stats: SendStats, control: ControlStatus | None = None) -> None:
         if self.bar is None:
             return
         done = stats.done
@@ -423,7 +447,7 @@ class _ProgressBar:
         postfix = {
             "ok" if self.dry_run else "sent": stats.dry_run_ok if self.dry_run else stats.sent,
             "rejected": stats.failed + stats.opted_out,
-            "throttled": stats.throttles,
+            "throttled": throttle_note(control) if control else stats.throttles,
             "parts/s": f"{stats.parts_per_second():.1f}",
         }
         if stats.spend:
@@ -496,6 +520,13 @@ def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
         + ".",
         settings,
     )
+    control = stats.control
+    if control is not None and control.throttles and control.calls:
+        say(
+            f"Throttled {control.throttles:,} of {control.calls:,} calls, lately "
+            f"{throttle_note(control)}: {control.reason}.",
+            settings,
+        )
     achieved = stats.parts_per_second()
     elapsed = time.monotonic() - stats.started
     mps = plan.rate.mps

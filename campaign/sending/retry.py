@@ -52,8 +52,8 @@ class Outcome:
     message_id: str | None = None
 
 
-# Bounded retries for 5xx and failed connections: 5 calls in all (~0.2+0.4+0.8+1.6 s of mean
-# backoff). After that retry_delay returns None and the sender leaves the recipient `pending`
+# Bounded retries for 5xx and failed connections: 5 such calls (throttled calls between them
+# not counted; ~0.2+0.4+0.8+1.6 s of mean backoff). After that retry_delay returns None and the sender leaves the recipient `pending`
 # (provably not sent, so safe) for the next run, and reports how many it left.
 MAX_TRANSIENT_ATTEMPTS = 5
 # Throttles are retried forever (the pacer slows down meanwhile); this only caps each wait.
@@ -276,23 +276,32 @@ def classify(result: Mapping[str, Any] | BaseException) -> Outcome:
 
 
 def retry_delay(
-    outcome: Outcome, attempt: int, *, rng: Callable[[], float] = random.random
+    outcome: Outcome,
+    attempt: int,
+    *,
+    errors: int | None = None,
+    rng: Callable[[], float] = random.random,
 ) -> float | None:
     """Seconds to wait before trying the same recipient again, or None to stop trying.
 
-    `attempt` is how many calls this run already made for this recipient (1 after the first).
-    Throttled: always a delay (a throttled recipient is never dropped), growing to
-    THROTTLE_BACKOFF_CAP. Other RETRY outcomes: until MAX_TRANSIENT_ATTEMPTS calls were made,
-    then None: the sender leaves the recipient `pending` (not sent, so safe) and reports it; the
-    next run tries again. Every other decision is final for this run: None.
+    `attempt` is how many calls this run already made for this recipient (1 after the first);
+    `errors` how many of them failed with a service error or a failed connection, throttles not
+    counted (default: `attempt`). Throttled: always a delay (a throttled recipient is never
+    dropped), growing to THROTTLE_BACKOFF_CAP. Other RETRY outcomes: until MAX_TRANSIENT_ATTEMPTS
+    such errors, then None: the sender leaves the recipient `pending` (not sent, so safe) and
+    reports it; the next run tries again. Throttles never count toward that cap: under throttling
+    that does not depend on the rate (a steady share of every call), counting them would give up
+    on recipients whose only trouble was bad luck with the throttles. Every other decision is
+    final for this run: None.
     """
     if outcome.decision is not Decision.RETRY:
         return None
     if outcome.throttled:
         return backoff_delay(attempt, cap=THROTTLE_BACKOFF_CAP, rng=rng)
-    if attempt >= MAX_TRANSIENT_ATTEMPTS:
+    errors = attempt if errors is None else errors
+    if errors >= MAX_TRANSIENT_ATTEMPTS:
         return None
-    return backoff_delay(attempt, cap=TRANSIENT_BACKOFF_CAP, rng=rng)
+    return backoff_delay(errors, cap=TRANSIENT_BACKOFF_CAP, rng=rng)
 
 
 def _classify_client_error(err: bce.ClientError) -> Outcome:

@@ -51,7 +51,7 @@ from campaign.ledger import Ledger
 from campaign.message import Template, gsm_safe
 from campaign.pricing import PriceTable, classes_cost, cost_of
 from campaign.sending.callers import Caller
-from campaign.sending.pacing import AdaptiveRate, PartsRateLimiter
+from campaign.sending.pacing import AdaptiveRate, ControlStatus, PartsRateLimiter
 from campaign.sending.retry import Decision, Outcome, retry_delay
 
 S = RecipientState
@@ -121,6 +121,8 @@ class SendStats:
     halt_reason: str | None = None
     stop: StopReason = StopReason.DONE
     failures: dict[str, int] = field(default_factory=dict)
+    # The throttle control at the end of the run: the share throttled, its verdict and why.
+    control: ControlStatus | None = None
 
     @property
     def done(self) -> int:
@@ -208,6 +210,9 @@ class Sender:
         self._spent_before = Decimal(0)  # earlier runs of the campaign: sent or unknown
         self._spent = Decimal(0)  # this run: sent or unknown (may have been sent)
         self._in_flight_cost = Decimal(0)  # this run's calls in flight
+        # Service errors and failed connections per recipient in this run, throttles not counted
+        # (retry_delay's cap); only recipients that had one.
+        self._errors: dict[int, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -253,6 +258,7 @@ class Sender:
             if self._outcomes:
                 self.ledger.settle(self.run_id, self._outcomes)
             self.caller.close()
+            self.stats.control = self.adaptive.status()
             self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
             if self.on_progress:
                 self.on_progress(self.stats)
@@ -530,6 +536,8 @@ class Sender:
 
     def _record(self, claim: Claim, sent_at: float, tries: int, outcome: Outcome) -> str | None:
         """Record one outcome; returns a halt reason for account-level errors."""
+        if outcome.decision is not Decision.RETRY and self._errors:
+            self._errors.pop(claim.recipient_id, None)
         self._budget_settled(claim, outcome.decision in (Decision.SENT, Decision.UNKNOWN))
         if outcome.throttled:
             self.stats.throttles += 1
@@ -582,8 +590,12 @@ class Sender:
         kind = AttemptOutcome.THROTTLED if outcome.throttled else AttemptOutcome.ERROR
         self._outcomes.append(Settlement(rid, kind, back, None, outcome.reason))
         tries += 1
-        delay = retry_delay(outcome, tries)
+        errors = self._errors.get(rid, 0)
+        if not outcome.throttled:
+            errors = self._errors[rid] = errors + 1  # throttles never count toward the cap
+        delay = retry_delay(outcome, tries, errors=errors)
         if delay is None:
+            self._errors.pop(rid, None)
             self.stats.gave_up += 1
             if self.stats.stop == StopReason.DONE:
                 self.stats.stop = StopReason.GAVE_UP

@@ -470,6 +470,15 @@ def test_server_errors_are_retried_a_bounded_number_of_times() -> None:
     assert retry_delay(SERVER_ERROR, MAX_TRANSIENT_ATTEMPTS + 10) is None
 
 
+def test_throttles_never_count_toward_the_bound_on_errors() -> None:
+    # Issue 8: 10 calls throttled, then a 500: the first error of this recipient, so retried.
+    assert retry_delay(SERVER_ERROR, 11, errors=1) is not None
+    assert retry_delay(SERVER_ERROR, 11, errors=MAX_TRANSIENT_ATTEMPTS - 1) is not None
+    assert retry_delay(SERVER_ERROR, 11, errors=MAX_TRANSIENT_ATTEMPTS) is None
+    # the backoff grows with the errors, not with the throttles before them
+    assert retry_delay(SERVER_ERROR, 11, errors=1, rng=lambda: 1.0) == pytest.approx(0.2)
+
+
 def test_connection_errors_use_the_same_bound() -> None:
     outcome = classify(EndpointConnectionError(endpoint_url=URL))
     assert retry_delay(outcome, MAX_TRANSIENT_ATTEMPTS - 1) is not None
