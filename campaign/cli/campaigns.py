@@ -172,7 +172,8 @@ def edit(settings: Settings, name: str, budget: Decimal | None, **options: Any) 
         say(render_when(settings.ledger.get_campaign(name)), settings)
         if held:
             say(
-                f"{held:,} pending recipients are held: no window will let them through "
+                f"{count(held, 'pending recipient')} {'is' if held == 1 else 'are'} held: "
+                "no window will let them through "
                 "(see `campaign report`).",
                 settings,
             )

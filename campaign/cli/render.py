@@ -504,7 +504,9 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
     """`estimate`'s calendar: who can go now, when the others' windows open, when it finishes."""
     lines = ["", f"Calendar at {calendar.mps:g} MPS; sending window: {held.policy.describe()}"]
     total = sum(g.load.recipients for g in calendar.groups)
-    lines.append(f"  sendable now: {calendar.sendable_now:,} of {total:,} pending recipients")
+    lines.append(
+        f"  sendable now: {calendar.sendable_now:,} of {count(total, 'pending recipient')}"
+    )
     if calendar.next_opening is not None:
         lines.append(
             f"  the next window opens {_utc(calendar.next_opening)} "
@@ -536,7 +538,7 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
         verdict = (
             "met: everyone is sent before it"
             if calendar.meets_deadline
-            else f"MISSED: {calendar.left_over:,} recipients would be left to expire"
+            else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
         )
         lines.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
     if held.never:

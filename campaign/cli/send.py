@@ -259,21 +259,21 @@ def _before_sending(
     ledger, campaign = settings.ledger, plan.campaign
     if recovered:
         say(
-            f"{recovered} recipients were mid-call when the last sender stopped: marked "
-            "`unknown` (they may have received the message; not re-sent).",
+            f"{count(recovered, 'recipient')} {_were(recovered)} mid-call when the last sender "
+            "stopped: marked `unknown` (they may have received the message; not re-sent).",
             settings,
         )
     classes = None  # the plan's
     n = unknown_before + recovered
     if plan.request.retry_unknown and n:
         say(
-            f"--retry-unknown: {n} recipients with an unknown outcome go back to "
+            f"--retry-unknown: {count(n, 'recipient')} with an unknown outcome go back to "
             "pending. Some of them may already have the message and will get it "
             "twice.",
             settings,
         )
         _say_unknown_outcomes(settings, campaign)
-        _confirm(yes, f"Re-send to {n} unknown recipients?")
+        _confirm(yes, f"Re-send to {count(n, 'unknown recipient')}?")
         ledger.retry_unknown(campaign.id)
         classes = ledger.parts_classes(campaign.id)
     work = plan.workload(classes)
@@ -320,7 +320,8 @@ def _summary(
     if target is not None:
         say(f"  to {target.describe()}", settings)
     say(
-        f"  rate {rate.mps:g} parts/s ({rate.why}), {plan.concurrency} calls in flight at most; "
+        f"  rate {rate.mps:g} parts/s ({rate.why}), {count(plan.concurrency, 'call')} in flight "
+        "at most; "
         f"about {format_duration(work.parts / rate.mps)}",
         settings,
     )
@@ -362,6 +363,10 @@ def _say_campaign_budget(settings: Settings, plan: SendPlan) -> None:
     assert budget is not None
     spent, _unpriced = recorded_spend(settings.ledger, plan.campaign.id, plan.request.prices)
     say(f"  {render_budget(budget, spent)} (sent or unknown so far)", settings)
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -483,8 +488,8 @@ def _finish(
         )
     if stats.stop == StopReason.GAVE_UP:
         raise click.ClickException(
-            f"{stats.gave_up} recipients were not sent after repeated service errors; they are "
-            f"still pending: run `{again}` again"
+            f"{count(stats.gave_up, 'recipient')} {_were(stats.gave_up)} not sent after repeated "
+            f"service errors; still pending: run `{again}` again"
         )
     if stats.stop == StopReason.LIMIT:
         say(
@@ -513,9 +518,10 @@ def _dry_run_result(settings: Settings, plan: SendPlan, stats: SendStats, run_id
 
 def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
     say(
-        f"Sent {stats.sent:,} ({stats.parts_sent:,} parts), failed {stats.failed:,}, "
+        f"Sent {stats.sent:,} ({count(stats.parts_sent, 'part')}), failed {stats.failed:,}, "
         f"opted out {stats.opted_out:,}, unknown {stats.unknown:,}; "
-        f"{stats.throttles} throttles, {stats.retries} retries"
+        f"{count(stats.throttles, 'throttle')}, {stats.retries:,} "
+        f"{'retry' if stats.retries == 1 else 'retries'}"
         + (f"; estimated spend ${stats.spend:.2f}" if stats.spend else "")
         + ".",
         settings,
@@ -523,7 +529,7 @@ def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
     control = stats.control
     if control is not None and control.throttles and control.calls:
         say(
-            f"Throttled {control.throttles:,} of {control.calls:,} calls, lately "
+            f"Throttled {control.throttles:,} of {count(control.calls, 'call')}, lately "
             f"{throttle_note(control)}: {control.reason}.",
             settings,
         )

@@ -46,7 +46,7 @@ from campaign.domain import (
     StopReason,
     pid_alive,
 )
-from campaign.errors import ExitCode, UserError
+from campaign.errors import ExitCode, UserError, count
 from campaign.ledger import Ledger
 from campaign.message import Template, gsm_safe
 from campaign.pricing import PriceTable, classes_cost, cost_of
@@ -425,7 +425,8 @@ class Sender:
         self._spent_before = spent
         if unpriced:
             raise SenderFailed(
-                f"{unpriced:,} recipients already sent have no price in the price table, so the "
+                f"{count(unpriced, 'recipient')} already sent without a price in the price "
+                "table, so the "
                 f"campaign's budget (${self.campaign.budget}) cannot be held; add their countries "
                 "to the table"
             )

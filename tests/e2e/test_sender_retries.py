@@ -100,3 +100,15 @@ def test_progress_and_summary_show_the_share_throttled_and_the_verdict(
     assert "throttled=" in err and "% (" in err.split("throttled=")[-1].split(",")[0]
     summary = next(line for line in err.splitlines() if line.startswith("Throttled "))
     assert " calls, lately " in summary and "%" in summary and "MPS" in summary
+
+
+def test_one_recipient_reads_singular(run: Cli, tmp_path: Path, simulator: object) -> None:
+    """Issue 13: "1 parts", "1 rows" never print."""
+    run("create", "c3", "-o", "+12065550100", "-m", "Hi", "--message-type", "TRANSACTIONAL")
+    run("import", "c3", str(write_csv(tmp_path / "c3.csv", "phone\n+12065550001\n")))
+    url = simulator.url  # type: ignore[attr-defined]
+    err = run("--endpoint-url", url, "send", "c3", "--yes", "--concurrency", "1").stderr
+    assert "SEND: 1 recipient, 1 part from" in err and "1 call in flight at most" in err
+    assert "Sent 1 (1 part), " in err and "; 0 throttles, 0 retries" in err
+    wrote = run("report", "c3", "-o", str(tmp_path / "r.csv")).stderr
+    assert "Wrote 1 row to" in wrote

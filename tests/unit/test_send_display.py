@@ -51,3 +51,22 @@ def test_no_throttles_is_zero() -> None:
 def test_a_small_share_keeps_a_decimal() -> None:
     small = ControlStatus(200, 200, 200, NOT_RATE_DRIVEN, False, "r", 1000, 5, 0.005)
     assert throttle_note(small) == "0.5% (service-side: rate held at 200 MPS)"
+
+
+def test_one_of_a_kind_is_singular() -> None:
+    """Issue 13: "1 parts" never prints; the texts below the CLI count with the same rule."""
+    from campaign.errors import count
+    from campaign.pricing import PriceTable, PriceTableError
+    from campaign.sending.pacing import AdaptiveRate
+
+    assert (count(1, "part"), count(2, "part"), count(1000, "row")) == (
+        "1 part",
+        "2 parts",
+        "1,000 rows",
+    )
+    with pytest.raises(PriceTableError, match="row 1: 3 cells but the header has 2 columns "):
+        PriceTable.parse("country,price_per_part\nUS,0,01\n", source="p.csv")
+    clock = iter(float(t) for t in range(100))
+    adaptive = AdaptiveRate(100, clock=lambda: next(clock))
+    adaptive.on_throttle()
+    assert "1 throttled call," in adaptive.status().reason
