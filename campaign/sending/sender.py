@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from campaign.aws.sms import build_request
 from campaign.domain import (
     AttemptOutcome,
@@ -48,6 +50,7 @@ from campaign.domain import (
 )
 from campaign.errors import ExitCode, UserError, count
 from campaign.ledger import Ledger
+from campaign.ledger.engine import LedgerStorageError
 from campaign.message import Template, gsm_safe
 from campaign.pricing import PriceTable, classes_cost, cost_of
 from campaign.sending.callers import Caller
@@ -89,6 +92,11 @@ def recorded_spend(
 
 class SenderFailed(UserError):
     """The send cannot go on (one line for the user); the ledger is consistent."""
+
+
+class LedgerUnrecorded(LedgerStorageError):
+    """The ledger refused the last writes of a run: what is wrong, and which recipients are left
+    `sending` (the next send marks them `unknown`). Nothing is sent twice."""
 
 
 @dataclass(frozen=True)
@@ -255,13 +263,55 @@ class Sender:
             exit_code = self.stats.stop.exit_code
             return self.stats
         finally:
-            if self._outcomes:
-                self.ledger.settle(self.run_id, self._outcomes)
+            self._close_run(exit_code)
+
+    def _close_run(self, exit_code: ExitCode) -> None:
+        """run()'s end, however it ends: the calls' maker closed, the outcomes still waiting
+        committed, the run's end recorded, a last progress report. When the ledger refuses these
+        writes, one error (LedgerUnrecorded) says what happened and what became of the outcomes
+        that could not be recorded; it replaces whatever error stopped the loop."""
+        try:
             self.caller.close()
+        finally:
             self.stats.control = self.adaptive.status()
-            self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
-            if self.on_progress:
-                self.on_progress(self.stats)
+            try:
+                if self._outcomes:
+                    self.ledger.settle(self.run_id, self._outcomes)
+                    self._outcomes.clear()
+                self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
+            except (UserError, SQLAlchemyError) as exc:
+                raise LedgerUnrecorded(self._unrecorded(exc)) from exc
+            finally:
+                if self.on_progress:
+                    self.on_progress(self.stats)
+
+    def _unrecorded(self, exc: BaseException) -> str:
+        """One line: the ledger's failure, and the recipients it leaves `sending`."""
+        if isinstance(exc, UserError):
+            what = str(exc)
+        else:
+            orig = getattr(exc, "orig", None) or exc
+            first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            what = f"the ledger's database failed: {first}"
+        returned, in_flight = len(self._outcomes), len(self._flight)
+        if not returned and not in_flight:
+            return f"{what}; every outcome was recorded, only the end of the run was not"
+        accepted = sum(1 for o in self._outcomes if o.outcome is AttemptOutcome.SENT)
+        held = []
+        if returned:
+            held.append(
+                f"{count(returned, 'call')} that returned ({accepted:,} accepted by the service) "
+                "could not be recorded"
+            )
+        if in_flight:
+            held.append(
+                f"{count(in_flight, 'call')} {'was' if in_flight == 1 else 'were'} in flight"
+            )
+        return (
+            f"{what}; {' and '.join(held)}: their {count(returned + in_flight, 'recipient')} "
+            "stay `sending`, and the next send marks them `unknown` (not re-sent unless "
+            "--retry-unknown)"
+        )
 
     # -- the loop --------------------------------------------------------------------------------
 
