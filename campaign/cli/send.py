@@ -113,7 +113,8 @@ def send(
 
     \b
     Exit codes: 0 done, 1 error, 3 interrupted (run again to resume),
-                4 halted by an account-level error or the budget (fix it, run again).
+                4 halted by an account-level error, the budget or a wrong endpoint
+                  (fix it, run again).
     \b
     Examples:
       campaign send spring-sale --dry-run --sample 20
