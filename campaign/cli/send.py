@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from campaign.cli.errors import Halted, Interrupted, user_errors
+from campaign.cli.errors import RESUME_COMMAND_KEY, Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
 from campaign.cli.render import (
     count,
@@ -145,6 +145,7 @@ def send(
         read_timeout=timeout,
     )
     resume = resume_command(settings, name, prices, timeout, yes, options)
+    click.get_current_context().meta[RESUME_COMMAND_KEY] = resume  # for a ledger failure's hint
     request = SendRequest(client=client, prices=table, **options)
     run_send(settings, campaign, request, yes, resume=resume)
 

@@ -52,11 +52,13 @@ def test_outcomes_the_ledger_refuses_are_named_and_end_unknown(
         rf"Error: {REFUSED}; (\d+) calls? that returned \((\d+) accepted by the service\) "
         r"could not be recorded: their (\d+) recipients? stay `sending`, and the next send marks "
         r"them `unknown` \(not re-sent unless --retry-unknown\); once fixed, run the same send "
-        r"command again to resume .*",
+        r"command again to resume: `(.*)` \(calls that were in flight .*",
         line,
     )
     assert named is not None, line
-    returned, accepted, left = (int(g) for g in named.groups())
+    *numbers, command = named.groups()
+    assert command == f"campaign --endpoint-url {simulator.url} send c1 --concurrency 3 --yes"
+    returned, accepted, left = (int(g) for g in numbers)
     assert 1 <= returned == accepted == left <= 3
     assert run.json("status", "c1", "--json")["counts"]["sending"] == left
     resumed = run(*send).stderr
