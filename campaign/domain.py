@@ -14,6 +14,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from campaign.errors import ExitCode
@@ -116,6 +117,8 @@ class CampaignSpec:
     deadline: datetime | None = None  # nothing leaves after it (aware UTC)
     max_per_recipient: int | None = None  # frequency cap across campaigns: at most N messages ...
     per_hours: int | None = None  # ... per this many hours; None: no cap
+    # Revision 0009: the most every run together may spend (estimated from a price table).
+    budget: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class Campaign(CampaignSpec):
             deadline=aware(row.deadline),
             max_per_recipient=row.max_per_recipient,
             per_hours=row.per_hours,
+            budget=Decimal(row.budget) if row.budget else None,
             created_at=aware(row.created_at),
             sender_pid=row.sender_pid,
             sender_host=row.sender_host,

@@ -21,6 +21,12 @@ class ExitCode(enum.IntEnum):
     WAITING = 5  # recipients wait for their sending window (`send --no-wait`); run it later
 
 
+def count(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`, `1,000 rows`: campaign.cli.render.count for the modules below the CLI,
+    whose error texts reach the user too."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 class UserError(Exception):
     """A problem the user can fix; str() is one clear line."""
 

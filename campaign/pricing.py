@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign.domain import PartsClass, Ucs2Character
-from campaign.errors import UserError
+from campaign.errors import UserError, count
 
 CURRENCY = "USD"
 ANY_COUNTRY = "*"
@@ -113,7 +113,8 @@ class PriceTable:
             if len(cells) > len(header):
                 # Almost always a decimal comma ("0,00581") splitting a price into two cells.
                 raise PriceTableError(
-                    f"{where}: {len(cells)} cells but the header has {len(header)} columns "
+                    f"{where}: {count(len(cells), 'cell')} but the header has "
+                    f"{count(len(header), 'column')} "
                     "(a decimal comma? write prices with a dot: 0.00581)"
                 )
             country = _parse_country(_cell(cells, columns.get("country")), where)

@@ -12,7 +12,7 @@ import ipaddress
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -25,6 +25,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     ProfileNotFound,
+    SSLError,
 )
 
 from campaign.domain import Campaign, Claim
@@ -37,6 +38,16 @@ E164_RE = re.compile(r"\+[1-9][0-9]{1,18}")
 
 class SmsConfigError(UserError):
     """The client cannot be made (no region, no credentials, unknown profile): one line."""
+
+
+class WrongEndpoint(SmsConfigError):
+    """The endpoint does not speak the SMS API (an unsupported scheme, a failed TLS handshake, an
+    answer that is not the service's protocol, such as an HTML page): nothing can be sent there,
+    so `send` halts (exit 4) with every recipient still `pending`."""
+
+
+# The schemes boto3 can call; anything else (ftp://) fails every call before it is sent.
+ENDPOINT_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ def make_client(settings: ClientSettings) -> Any:
     if settings.endpoint_url:
         kwargs["endpoint_url"] = settings.endpoint_url
     endpoint = settings.endpoint_url or _configured_endpoint(session)
+    check_endpoint_scheme(endpoint)
     local = is_loopback(endpoint)
     if local and session.region_name is None:
         kwargs["region_name"] = "us-east-1"
@@ -106,6 +118,124 @@ def make_client(settings: ClientSettings) -> Any:
             "`campaign simulator`"
         )
     return client
+
+
+def check_endpoint_scheme(url: str | None) -> None:
+    """An endpoint URL boto3 cannot call (`ftp://...`, no scheme at all) is refused up front."""
+    if not url:
+        return
+    scheme = urlparse(url).scheme.lower()
+    if scheme not in ENDPOINT_SCHEMES:
+        raise WrongEndpoint(
+            f"the endpoint {mask_url_secrets(url)} has "
+            + (f"the scheme {scheme}://" if scheme else "no scheme")
+            + ": the SMS API is called over http:// or https:// only; fix --endpoint-url "
+            "(or AWS_ENDPOINT_URL)"
+        )
+
+
+def protocol_problem(response: Mapping[str, Any]) -> str | None:
+    """What shows that an answer (a parsed response, or a ClientError's `response`) does not come
+    from the SMS API, or None. The service answers in JSON (`application/x-amz-json-1.0`), errors
+    included; botocore names an error it could not parse by its HTTP status."""
+    meta = response.get("ResponseMetadata") or {}
+    headers = meta.get("HTTPHeaders") or {}
+    status = meta.get("HTTPStatusCode")
+    content_type = str(headers.get("content-type") or "").split(";")[0].strip().lower()
+    code = str((response.get("Error") or {}).get("Code") or "")
+    if not code.isdigit() and ("json" in content_type or not content_type):
+        return None  # JSON, or nothing that says otherwise
+    what = {"text/html": "an HTML page", "application/xhtml+xml": "an HTML page"}.get(
+        content_type, f"content of type {content_type}" if content_type else "a body of no type"
+    )
+    return f"an HTTP {status} answer with {what}"
+
+
+SIMULATOR_SERVER = "campaign-simulator"  # the local simulator's Server header
+_ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:sms-voice:[^:]*:([0-9]{12}):")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a send goes, for the confirmation: AWS in a region (and the account when an answer
+    named it), or another endpoint (the local simulator when it says so), its URL masked."""
+
+    region: str | None
+    endpoint_url: str | None  # masked; None: AWS's own endpoint for the region
+    account: str | None = None
+    simulator: bool = False
+
+    def describe(self) -> str:
+        account = f", account {self.account}" if self.account else ""
+        if self.simulator:
+            return f"the local simulator at {self.endpoint_url} (nothing is delivered{account})"
+        if self.endpoint_url is not None:
+            return f"the endpoint {self.endpoint_url} (region {self.region or '?'}{account})"
+        return f"AWS End User Messaging SMS in {self.region or '?'}{account or ', account ?'}"
+
+
+def check_endpoint(client: Any, identity: str | None = None) -> Target:
+    """Before the first message: one cheap call (DescribeConfigurationSets) proving that the
+    endpoint speaks the SMS API, and saying where the send goes. Raises WrongEndpoint for an
+    answer that is not the service's protocol or a failed TLS handshake. Any answer from the
+    service passes, errors included (AccessDenied: this call needs a permission the send may
+    not); so does a connection that fails or times out, which the sender retries and reports as
+    it does for any outage. The account comes from an ARN: a configuration set's, or the
+    origination `identity` when it is one."""
+    url = str(client.meta.endpoint_url)
+    where = mask_url_secrets(url)
+    answer: Mapping[str, Any] = {}
+    try:
+        answer = client.describe_configuration_sets(MaxResults=1)
+    except ClientError as exc:
+        answer = exc.response
+    except SSLError as exc:
+        raise WrongEndpoint(
+            f"the TLS handshake with {where} failed ({ssl_reason(exc)}): is it an https:// URL "
+            "for a plain-http port, or is a proxy in the way? Fix --endpoint-url"
+        ) from None
+    except BotoCoreError:
+        pass
+    problem = protocol_problem(answer) if answer else None
+    if problem is not None:
+        raise WrongEndpoint(
+            f"{where} is not the AWS End User Messaging SMS API: it gave {problem}; "
+            "fix --endpoint-url (or AWS_ENDPOINT_URL)"
+        )
+    headers = (answer.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    arns = [str(c.get("ConfigurationSetArn") or "") for c in answer.get("ConfigurationSets") or []]
+    account = next(
+        (m[1] for arn in [*arns, identity or ""] if (m := _ARN_ACCOUNT.match(arn))), None
+    )
+    aws = (urlparse(url).hostname or "").endswith(".amazonaws.com")
+    return Target(
+        region=client.meta.region_name,
+        endpoint_url=None if aws else where,
+        account=account,
+        simulator=str(headers.get("server") or "").startswith(SIMULATOR_SERVER),
+    )
+
+
+def ssl_reason(exc: BaseException) -> str:
+    """The ssl module's reason (`WRONG_VERSION_NUMBER`) behind a botocore SSLError."""
+    import ssl
+
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen or not isinstance(current, BaseException):
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            if getattr(current, "reason", None):
+                return str(current.reason)
+            if named := re.search(r"\[SSL: ([A-Z0-9_]+)\]", str(current)):
+                return named[1]
+        stack.extend(current.args)
+        stack.extend(getattr(current, "kwargs", {}).values())
+        stack.extend((current.__cause__, current.__context__))
+    return type(exc).__name__
 
 
 def configured_region(region: str | None) -> str | None:

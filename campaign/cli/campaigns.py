@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,14 @@ import click
 
 from campaign.cli.errors import user_errors
 from campaign.cli.imports import import_options, run_import
-from campaign.cli.options import campaign_flags, campaign_options, json_option, when_options
+from campaign.cli.options import (
+    NO_BUDGET,
+    budget_option,
+    campaign_flags,
+    campaign_options,
+    json_option,
+    when_options,
+)
 from campaign.cli.render import campaign_list_json, count, render_campaign_list, render_when, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.domain import Campaign
@@ -36,6 +45,7 @@ from campaign.options import CampaignOptions, campaign_spec
 )
 @campaign_flags(editing=False)
 @when_options(editing=False)
+@budget_option(editing=False)
 @click.option(
     "--recipients",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -54,6 +64,7 @@ def create(
     name: str,
     recipients: Path | None,
     default_region: str | None,
+    budget: Decimal | None,
     **options: Any,
 ) -> None:
     """Create a campaign: who it is from, what it says, how AWS should send it.
@@ -79,7 +90,7 @@ def create(
         raise click.UsageError("give the message with exactly one of --message or --message-file")
     with user_errors():
         spec, template = campaign_spec(name, given)
-        campaign = settings.ledger.create_campaign(spec)
+        campaign = settings.ledger.create_campaign(replace(spec, budget=budget))
     say(
         f"Created campaign {campaign.name!r} from {campaign.origination_identity}"
         + (f", message uses columns: {', '.join(template.columns)}" if template.columns else "")
@@ -87,6 +98,8 @@ def create(
         settings,
     )
     say(render_when(campaign), settings)
+    if budget is not None:
+        say(_budget_note(campaign), settings)
     if recipients is None:
         return
     try:
@@ -97,6 +110,15 @@ def create(
             f"{exc.message}; campaign {campaign.name!r} was created without these "
             f"recipients: fix the file, then run `campaign import {campaign.name} FILE`"
         ) from None
+
+
+def _budget_note(campaign: Campaign) -> str:
+    if campaign.budget is None:
+        return "No campaign budget: only a send's own --budget limits its spend."
+    return (
+        f"Budget: ${campaign.budget} for every send of {campaign.name!r} together, estimated "
+        "from `send --prices` (required); what earlier sends spent counts."
+    )
 
 
 def _no_events_note(campaign: Campaign) -> str:
@@ -113,8 +135,9 @@ def _no_events_note(campaign: Campaign) -> str:
 @campaign_options(editing=True)
 @campaign_flags(editing=True)
 @when_options(editing=True)
+@budget_option(editing=True)
 @pass_settings
-def edit(settings: Settings, name: str, **options: Any) -> None:
+def edit(settings: Settings, name: str, budget: Decimal | None, **options: Any) -> None:
     """Change a campaign's settings; options not given stay as they are.
 
     A new message (or --gsm-safe) is rendered and counted again for every pending recipient, so
@@ -126,6 +149,7 @@ def edit(settings: Settings, name: str, **options: Any) -> None:
       campaign edit spring-sale --gsm-safe
       campaign edit spring-sale --max-price 0.02 --ttl 3600
       campaign edit spring-sale --window 09:00-18:00 --days mon-fri --deadline none
+      campaign edit spring-sale --budget 250
     """
     from campaign.importing.recount import edit_campaign
 
@@ -135,16 +159,21 @@ def edit(settings: Settings, name: str, **options: Any) -> None:
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
         changes = given.changes(campaign)
+        if budget is not None:
+            changes["budget"] = None if budget == NO_BUDGET else budget
         if not changes:
             raise click.UsageError("nothing to change: give at least one option")
         recount = edit_campaign(settings.ledger, campaign, changes)
         held = _refresh_held(settings, campaign, changes, recount is not None)
     say(f"Updated {campaign.name!r}: {', '.join(sorted(changes))}.", settings)
+    if "budget" in changes:
+        say(_budget_note(settings.ledger.get_campaign(name)), settings)
     if held is not None:
         say(render_when(settings.ledger.get_campaign(name)), settings)
         if held:
             say(
-                f"{held:,} pending recipients are held: no window will let them through "
+                f"{count(held, 'pending recipient')} {'is' if held == 1 else 'are'} held: "
+                "no window will let them through "
                 "(see `campaign report`).",
                 settings,
             )

@@ -23,9 +23,11 @@ class Interrupted(click.ClickException):
 
 # Claims are committed before their calls, so a send stopped by a failed ledger write resumes safely.
 SEND_RESUME_HINT = (
-    "; once fixed, run the same send command again to resume (calls that were in flight are then "
-    "marked `unknown`; nobody is sent twice)"
+    "; once fixed, run the same send command again to resume{command} (calls that were in flight "
+    "are then marked `unknown`; nobody is sent twice)"
 )
+# Where `send` leaves the whole command that resumes it (campaign.cli.send.resume_command).
+RESUME_COMMAND_KEY = "campaign.resume_command"
 
 
 @contextmanager
@@ -67,4 +69,7 @@ def unexpected_error_line(exc: Exception) -> str:
 def _resume_hint() -> str:
     """What to run next, when the command that failed was a send."""
     context = click.get_current_context(silent=True)
-    return SEND_RESUME_HINT if context is not None and context.command.name == "send" else ""
+    if context is None or context.command.name != "send":
+        return ""
+    command = context.meta.get(RESUME_COMMAND_KEY)
+    return SEND_RESUME_HINT.format(command=f": `{command}`" if command else "")

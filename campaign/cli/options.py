@@ -200,3 +200,30 @@ class Dollars(click.ParamType):
         if not amount.is_finite() or amount <= 0:
             raise click.BadParameter("must be a positive amount in dollars", ctx, param, hint)
         return amount
+
+
+# `edit --budget none`: the campaign's budget is removed (Dollars never gives zero otherwise).
+NO_BUDGET = Decimal(0)
+
+
+class BudgetOrNone(Dollars):
+    """`edit --budget`: DOLLARS, or `none` to remove the campaign's budget (NO_BUDGET)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return NO_BUDGET
+        return super().convert(value, param, ctx)
+
+
+def budget_option(*, editing: bool) -> Callable[[F], F]:
+    """The campaign's budget: the most all its runs together may spend, estimated from the price
+    table `send --prices` gives (which it then requires)."""
+    return click.option(
+        "--budget",
+        type=BudgetOrNone() if editing else Dollars(),
+        default=None,
+        metavar="DOLLARS",
+        help="The most every send of this campaign together may spend, estimated from "
+        "`send --prices` (which it then requires); what earlier runs sent counts"
+        + ("; 'none' removes it." if editing else "."),
+    )

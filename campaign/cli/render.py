@@ -47,14 +47,26 @@ def count(n: int, noun: str) -> str:
 
 
 def render_campaign_list(rows: Sequence[tuple[Campaign, StateCounts]]) -> str:
-    lines = [f"{'name':<24} {'recipients':>10} {'pending':>10} {'sent':>10} {'failed':>8} created"]
+    lines = [
+        f"{'name':<24} {'recipients':>10} {'pending':>10} {'sent':>10} {'failed':>8} "
+        f"{'budget':>10} created"
+    ]
     for c, s in rows:
+        budget = f"${c.budget}" if c.budget is not None else "-"
         lines.append(
             f"{c.name:<24} {s.total:>10,} {s.counts['pending']:>10,} "
-            f"{s.counts['sent']:>10,} {s.counts['failed']:>8,} "
+            f"{s.counts['sent']:>10,} {s.counts['failed']:>8,} {budget:>10} "
             f"{c.created_at:%Y-%m-%d %H:%M}"
         )
     return "\n".join(lines)
+
+
+def render_budget(budget: Decimal, spent: Decimal | float | None = None) -> str:
+    """The campaign's budget line (`status`, `send`'s summary)."""
+    text = f"Budget: ${budget} for every send of the campaign together"
+    if spent is not None:
+        text += f"; ${spent:,.2f} of it estimated spent"
+    return text
 
 
 def campaign_list_json(rows: Sequence[tuple[Campaign, StateCounts]]) -> list[dict[str, Any]]:
@@ -66,6 +78,7 @@ def campaign_list_json(rows: Sequence[tuple[Campaign, StateCounts]]) -> list[dic
             "message_type": c.message_type,
             "recipients": s.total,
             "counts": s.counts,
+            "budget": str(c.budget) if c.budget is not None else None,
             "created_at": c.created_at,
         }
         for c, s in rows
@@ -98,6 +111,8 @@ def render_status(status: CampaignStatus) -> str:
             + f", ${spend.to_send:,.2f} to send"
             + (f"; {count(spend.unpriced, 'recipient')} unpriced" if spend.unpriced else "")
         )
+    if status.budget is not None:
+        lines.append(render_budget(status.budget, status.spend.sent if status.spend else None))
     lines += render_delivery(status)
     live = status.sender
     if live is not None:
@@ -341,6 +356,24 @@ def _estimate_table(est: Estimate) -> list[str]:
     return lines
 
 
+def render_over_max_price(est: Estimate) -> str | None:
+    """The warning about messages dearer than MaxPrice (`estimate`, `send --prices`), or None."""
+    t = est.total
+    if not t.over_max_price:
+        return None
+    where = ", ".join(
+        f"{c.label} {c.over_max_price:,} ({c.over_max_price_from_parts}+ parts at "
+        f"${_per_part(c.price)})"
+        for c in est.countries
+        if c.over_max_price and c.price is not None
+    )
+    return (
+        f"WARNING: {count(t.over_max_price, 'message')} "
+        f"{'costs' if t.over_max_price == 1 else 'cost'} more than MaxPrice ${est.max_price} "
+        f"and AWS will reject them: {where}"
+    )
+
+
 def _estimate_notes(est: Estimate) -> list[str]:
     """The duration, and warnings: messages over MaxPrice, recipients without a price."""
     t = est.total
@@ -354,18 +387,8 @@ def _estimate_notes(est: Estimate) -> list[str]:
         )
     else:
         lines.append("Duration: unknown, the MPS in force is not known (pass --mps)")
-    if t.over_max_price:
-        where = ", ".join(
-            f"{c.label} {c.over_max_price:,} ({c.over_max_price_from_parts}+ parts at "
-            f"${_per_part(c.price)})"
-            for c in est.countries
-            if c.over_max_price and c.price is not None
-        )
-        lines.append(
-            f"WARNING: {count(t.over_max_price, 'message')} "
-            f"{'costs' if t.over_max_price == 1 else 'cost'} more than MaxPrice ${est.max_price} "
-            f"and AWS will reject them: {where}"
-        )
+    if over := render_over_max_price(est):
+        lines.append(over)
     if t.unpriced:
         if source:
             codes = ", ".join(c.label for c in est.countries if not c.priced)
@@ -533,7 +556,9 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
     """`estimate`'s calendar: who can go now, when the others' windows open, when it finishes."""
     lines = ["", f"Calendar at {calendar.mps:g} MPS; sending window: {held.policy.describe()}"]
     total = sum(g.load.recipients for g in calendar.groups)
-    lines.append(f"  sendable now: {calendar.sendable_now:,} of {total:,} pending recipients")
+    lines.append(
+        f"  sendable now: {calendar.sendable_now:,} of {count(total, 'pending recipient')}"
+    )
     if calendar.next_opening is not None:
         lines.append(
             f"  the next window opens {_utc(calendar.next_opening)} "
@@ -565,7 +590,7 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
         verdict = (
             "met: everyone is sent before it"
             if calendar.meets_deadline
-            else f"MISSED: {calendar.left_over:,} recipients would be left to expire"
+            else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
         )
         lines.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
     if held.never:

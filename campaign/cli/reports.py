@@ -12,7 +12,7 @@ import click
 
 from campaign.cli.errors import user_errors
 from campaign.cli.options import json_option, prices_option
-from campaign.cli.render import render_status, say
+from campaign.cli.render import count, render_status, say
 from campaign.cli.settings import Settings, pass_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,7 +122,7 @@ def report(
         campaign = settings.ledger.get_campaign(name)
         n = _write_csv_report(settings, campaign.id, output, include, excel)
     if output != "-":
-        say(f"Wrote {n} rows to {output}", settings)
+        say(f"Wrote {count(n, 'row')} to {output}", settings)
 
 
 def _write_csv_report(

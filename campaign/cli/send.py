@@ -7,6 +7,7 @@ What the send does is decided elsewhere: campaign.sending.plan turns the request
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -17,29 +18,34 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from campaign.cli.errors import Halted, Interrupted, user_errors
+from campaign.cli.errors import RESUME_COMMAND_KEY, Halted, Interrupted, user_errors
 from campaign.cli.options import Dollars, mps_option, prices_option
 from campaign.cli.render import (
     count,
+    render_budget,
     render_holdback,
+    render_over_max_price,
     render_retry_unknown,
     render_sample,
     render_stopped_waiting,
     render_waiting,
     say,
 )
-from campaign.cli.settings import Settings, pass_settings
+from campaign.cli.settings import DEFAULT_DB, Settings, pass_settings
 from campaign.cli.signals import StopSignal
 from campaign.domain import Campaign, RecipientState, StopReason
 from campaign.errors import ExitCode
 from campaign.reports.data import format_duration
 
 if TYPE_CHECKING:
+    from campaign.aws.sms import Target
+    from campaign.sending.pacing import ControlStatus
     from campaign.sending.plan import SendPlan, SendRequest, Workload
     from campaign.sending.sender import Sender, SendStats
 
 # The client that checks the configuration and looks the origination identity up makes a call or two.
 BOOTSTRAP_CONNECTIONS = 6
+DEFAULT_TIMEOUT = 20.0  # --timeout
 # A run shorter than this says nothing about who set the pace.
 PACE_NOTE_AFTER_SECONDS = 10
 
@@ -87,7 +93,7 @@ PACE_NOTE_AFTER_SECONDS = 10
 @click.option(
     "--timeout",
     type=click.FloatRange(min=1, max=300),
-    default=20.0,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     help="Seconds to wait for one API answer before its outcome counts as unknown.",
 )
@@ -122,7 +128,8 @@ def send(
 
     \b
     Exit codes: 0 done, 1 error, 3 interrupted (run again to resume),
-                4 halted by an account-level error or the budget (fix it, run again),
+                4 halted by an account-level error, the budget or a wrong endpoint
+                  (fix it, run again),
                 5 stopped with recipients waiting for their window (--no-wait; run later).
     \b
     Examples:
@@ -141,6 +148,12 @@ def send(
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
         table = PriceTable.load(prices) if prices else None
+    if campaign.budget is not None and prices is None and not options["dry_run"]:
+        raise click.UsageError(
+            f"campaign {campaign.name!r} has a budget (${campaign.budget}): pass --prices FILE "
+            "to estimate spend against it (or remove it: "
+            f"`campaign edit {campaign.name} --budget none`)"
+        )
     _say_no_delivery_events(settings, campaign, options["dry_run"])
     client = ClientSettings(
         profile=settings.profile,
@@ -149,13 +162,59 @@ def send(
         read_timeout=timeout,
     )
     no_wait = options.pop("no_wait")
-    run_send(
-        settings,
-        campaign,
-        SendRequest(client=client, prices=table, **options),
-        yes,
-        no_wait=no_wait,
-    )
+    resume = resume_command(settings, name, prices, timeout, yes, options)
+    click.get_current_context().meta[RESUME_COMMAND_KEY] = resume  # for a ledger failure's hint
+    request = SendRequest(client=client, prices=table, **options)
+    run_send(settings, campaign, request, yes, no_wait=no_wait, resume=resume)
+
+
+def resume_command(
+    settings: Settings,
+    name: str,
+    prices: Path | None,
+    timeout: float,
+    yes: bool,
+    options: dict[str, Any],
+) -> str:
+    """The whole `send` command that resumes this one, for the hints: every option that decides
+    where and how it sends (the endpoint and the ledger with their passwords masked), never
+    --retry-unknown (a second message to some) nor --limit (the rest is what a resume sends)."""
+    from campaign.errors import mask_url_secrets
+
+    args = ["campaign"]
+    if _given_on_the_command_line("db_url") and settings.db_url != DEFAULT_DB:
+        args += ["--db", mask_url_secrets(settings.db_url)]  # from CAMPAIGN_DB: still there
+    if settings.profile:
+        args += ["--profile", settings.profile]
+    if settings.region:
+        args += ["--region", settings.region]
+    if settings.endpoint_url:
+        args += ["--endpoint-url", mask_url_secrets(settings.endpoint_url)]
+    args += ["send", name]
+    for option in ("mps", "concurrency", "processes", "budget", "sample"):
+        if options.get(option) is not None:
+            args += [
+                f"--{option}",
+                f"{options[option]:g}" if option == "mps" else str(options[option]),
+            ]
+    if prices is not None:
+        args += ["--prices", str(prices)]
+    if options.get("dry_run"):
+        args.append("--dry-run")
+    if timeout != DEFAULT_TIMEOUT:
+        args += ["--timeout", f"{timeout:g}"]
+    if yes:
+        args.append("--yes")
+    return shlex.join(args)
+
+
+def _given_on_the_command_line(parameter: str) -> bool:
+    """Was the root group's `parameter` typed (not from its environment variable or default)?"""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return True
+    source = context.find_root().get_parameter_source(parameter)
+    return source is click.core.ParameterSource.COMMANDLINE
 
 
 def run_send(
@@ -165,16 +224,18 @@ def run_send(
     yes: bool,
     *,
     no_wait: bool = False,
+    resume: str | None = None,
 ) -> None:
-    """Plan, take the campaign's sender lock, ask, send, explain how it ended."""
-    from campaign.aws.sms import describe_origination, make_client
+    """Plan, take the campaign's sender lock, ask, send, explain how it ended. `resume`: the
+    command to run again (default: `campaign send NAME`)."""
+    from campaign.aws.sms import describe_origination
     from campaign.sending.plan import plan_send
     from campaign.sending.sender import Sender
 
     ledger = settings.ledger
     with user_errors():
         # Making a client first: a bad profile, region or credentials fail before anything else.
-        bootstrap = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
+        bootstrap, target = _checked_client(request, campaign)
         plan = plan_send(ledger, campaign, request, partial(describe_origination, bootstrap))
         sender = Sender(ledger, campaign, plan.make_caller, plan.sender_options())
         sender.no_wait = no_wait
@@ -183,38 +244,60 @@ def run_send(
         try:
             if not request.dry_run:
                 _expire_past_deadline(settings, campaign)
-            workload = _before_sending(settings, plan, recovered, unknown_before, yes)
+            workload = _before_sending(
+                settings, plan, recovered, unknown_before, yes, target=target
+            )
             if workload is None:
                 return
             stats = _run(settings, sender, workload.recipients, request.dry_run)
         finally:
             sender.release()
-    _finish(settings, plan, stats, sender.run_id)
+    _finish(settings, plan, stats, sender.run_id, resume=resume)
+
+
+def _checked_client(request: SendRequest, campaign: Campaign) -> tuple[Any, Target]:
+    """The bootstrap client, once one call showed that its endpoint speaks the SMS API, and where
+    it sends: a wrong endpoint (an HTML page, https:// on an http port, ftp://) halts here,
+    before any claim."""
+    from campaign.aws.sms import WrongEndpoint, check_endpoint, make_client
+
+    try:
+        client = make_client(replace(request.client, max_connections=BOOTSTRAP_CONNECTIONS))
+        target = check_endpoint(client, campaign.origination_identity)
+    except WrongEndpoint as exc:
+        raise Halted(f"{exc}. Nothing was sent; every recipient is still pending") from None
+    return client, target
 
 
 def _before_sending(
-    settings: Settings, plan: SendPlan, recovered: int, unknown_before: int, yes: bool
+    settings: Settings,
+    plan: SendPlan,
+    recovered: int,
+    unknown_before: int,
+    yes: bool,
+    *,
+    target: Target | None = None,
 ) -> Workload | None:
     """Explain what the last sender left, put unknowns back if asked, show the summary and
     confirm. Returns what to send (None: nothing)."""
     ledger, campaign = settings.ledger, plan.campaign
     if recovered:
         say(
-            f"{recovered} recipients were mid-call when the last sender stopped: marked "
-            "`unknown` (they may have received the message; not re-sent).",
+            f"{count(recovered, 'recipient')} {_were(recovered)} mid-call when the last sender "
+            "stopped: marked `unknown` (they may have received the message; not re-sent).",
             settings,
         )
     classes = None  # the plan's
     n = unknown_before + recovered
     if plan.request.retry_unknown and n:
         say(
-            f"--retry-unknown: {n} recipients with an unknown outcome go back to "
+            f"--retry-unknown: {count(n, 'recipient')} with an unknown outcome go back to "
             "pending. Some of them may already have the message and will get it "
             "twice.",
             settings,
         )
         _say_unknown_outcomes(settings, campaign)
-        _confirm(yes, f"Re-send to {n} unknown recipients?")
+        _confirm(yes, f"Re-send to {count(n, 'unknown recipient')}?")
         ledger.retry_unknown(campaign.id)
         classes = ledger.parts_classes(campaign.id)
     work = plan.workload(classes)
@@ -227,7 +310,7 @@ def _before_sending(
             settings,
         )
         return None
-    _summary(settings, plan, work)
+    _summary(settings, plan, work, target)
     if not plan.request.dry_run:
         _confirm(yes, "Send now?")
     return work
@@ -248,7 +331,9 @@ def _say_no_delivery_events(settings: Settings, campaign: Campaign, dry_run: boo
         )
 
 
-def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
+def _summary(
+    settings: Settings, plan: SendPlan, work: Workload, target: Target | None = None
+) -> None:
     request, campaign, rate = plan.request, plan.campaign, plan.rate
     kind = "DRY RUN (validated by AWS, not delivered, not charged)" if request.dry_run else "SEND"
     say(
@@ -256,17 +341,58 @@ def _summary(settings: Settings, plan: SendPlan, work: Workload) -> None:
         f"{campaign.origination_identity} ({campaign.message_type.lower()})",
         settings,
     )
+    if target is not None:
+        say(f"  to {target.describe()}", settings)
     say(
-        f"  rate {rate.mps:g} parts/s ({rate.why}), {plan.concurrency} calls in flight at most; "
+        f"  rate {rate.mps:g} parts/s ({rate.why}), {count(plan.concurrency, 'call')} in flight "
+        "at most; "
         f"about {format_duration(work.parts / rate.mps)}",
         settings,
     )
     if work.cost is not None and not request.dry_run and request.prices is not None:
         say(f"  estimated cost ${work.cost:,.2f} (from {request.prices.source})", settings)
+    if request.prices is not None and campaign.max_price is not None:
+        _warn_over_max_price(settings, plan)
     if request.budget is not None:
         say(f"  budget for this run: ${request.budget}", settings)
     if not request.dry_run:
         _say_holdback(settings, plan)
+    if campaign.budget is not None and not request.dry_run:
+        _say_campaign_budget(settings, plan)
+
+
+def _warn_over_max_price(settings: Settings, plan: SendPlan) -> None:
+    """As `estimate` does: the messages AWS will refuse for costing more than MaxPrice."""
+    from campaign.pricing import estimate
+
+    assert plan.request.prices is not None
+    if plan.sample is not None:
+        return  # a sample's dry run shows each class's own answer
+    priced = estimate(
+        campaign=plan.campaign.name,
+        classes=plan.classes,
+        table=plan.request.prices,
+        max_price=plan.campaign.max_price,
+        mps=None,
+        mps_source=None,
+        ucs2=(),
+    )
+    if warning := render_over_max_price(priced):
+        say(f"  {warning}", settings)
+
+
+def _say_campaign_budget(settings: Settings, plan: SendPlan) -> None:
+    """The campaign's budget, and what its earlier sends already spent of it."""
+    from campaign.sending.sender import recorded_spend
+
+    budget = plan.campaign.budget
+    assert budget is not None
+    spent, _unpriced = recorded_spend(settings.ledger, plan.campaign.id, plan.request.prices)
+    say(f"  {render_budget(budget, spent)} (sent or unknown so far)", settings)
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -285,17 +411,39 @@ def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendS
     bar = _ProgressBar(settings, total, dry_run)
     stop = StopSignal(
         sender.stop_requested,
-        on_first=lambda: bar.note(
-            "Stopping: no new calls; waiting for the calls in flight (Ctrl-C again to quit at once)"
-        ),
+        say=bar.note,
+        stopping="no new calls; waiting for the calls in flight",
     )
-    sender.on_progress = bar.update
+    sender.on_progress = lambda stats: bar.update(stats, sender.adaptive.status())
     sender.on_wait = lambda held: bar.note(render_waiting(held))
     with stop.installed():
         try:
             return sender.run()
         finally:
             bar.close()
+
+
+def throttle_note(control: ControlStatus) -> str:
+    """The share of calls throttled and what the throttle control made of it, for the progress
+    bar: `10% (service-side: rate held at 200 MPS)`, `12% (rate limit: slowed to 120 MPS)`."""
+    from campaign.sending.pacing import NOT_RATE_DRIVEN, RATE_DRIVEN
+
+    if not control.throttles:
+        return "0"
+    share = control.recent_share if control.recent_share is not None else control.run_share
+    share = share or 0.0
+    head = f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.1f}%"
+    if control.testing:
+        return f"{head} (testing {_mps(control.rate)} MPS: is our rate the cause?)"
+    if control.verdict == RATE_DRIVEN:
+        return f"{head} (rate limit: slowed to {_mps(control.holding)} MPS)"
+    if control.verdict == NOT_RATE_DRIVEN:
+        return f"{head} (service-side: rate held at {_mps(control.holding)} MPS)"
+    return f"{head} (watching; {_mps(control.rate)} MPS)"
+
+
+def _mps(rate: float) -> str:
+    return f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
 
 
 class _ProgressBar:
@@ -321,7 +469,7 @@ class _ProgressBar:
         else:
             click.echo(text, err=True)
 
-    def update(self, stats: SendStats) -> None:
+    def update(self, stats: SendStats, control: ControlStatus | None = None) -> None:
         if self.bar is None:
             return
         done = stats.done
@@ -331,7 +479,7 @@ class _ProgressBar:
         postfix = {
             "ok" if self.dry_run else "sent": stats.dry_run_ok if self.dry_run else stats.sent,
             "rejected": stats.failed + stats.opted_out,
-            "throttled": stats.throttles,
+            "throttled": throttle_note(control) if control else stats.throttles,
             "parts/s": f"{stats.parts_per_second():.1f}",
         }
         if stats.spend:
@@ -346,9 +494,12 @@ class _ProgressBar:
 # -- the ending ------------------------------------------------------------------------------------
 
 
-def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -> None:
+def _finish(
+    settings: Settings, plan: SendPlan, stats: SendStats, run_id: int, *, resume: str | None = None
+) -> None:
     """Say how the run went, then end with the exit code its stop reason calls for."""
     name = plan.campaign.name
+    again = resume or f"campaign send {name}"
     dry_run = plan.request.dry_run
     if dry_run:
         _dry_run_result(settings, plan, stats, run_id)
@@ -358,22 +509,21 @@ def _finish(settings: Settings, plan: SendPlan, stats: SendStats, run_id: int) -
     for reason, n in sorted(stats.failures.items(), key=lambda kv: -kv[1])[:6]:
         say(f"  {n:>7}  {reason}", settings)
     if stats.stop == StopReason.INTERRUPTED:
-        raise Interrupted(f"interrupted; run `campaign send {name}` again to resume")
+        raise Interrupted(f"interrupted; run `{again}` again to resume")
     if stats.stop in (StopReason.HALTED, StopReason.BUDGET):
         raise Halted(
-            f"halted: {stats.halt_reason}. Nothing more was claimed; run "
-            f"`campaign send {name}` again once fixed"
+            f"halted: {stats.halt_reason}. Nothing more was claimed; run `{again}` again once fixed"
         )
     if stats.stop == StopReason.GAVE_UP:
         raise click.ClickException(
-            f"{stats.gave_up} recipients were not sent after repeated service errors; they are "
-            f"still pending: run `campaign send {name}` again"
+            f"{count(stats.gave_up, 'recipient')} {_were(stats.gave_up)} not sent after repeated "
+            f"service errors; still pending: run `{again}` again"
         )
     if stats.stop == StopReason.WAITING and stats.waiting is not None:
         raise StoppedWaiting(render_stopped_waiting(stats.waiting, name))
     if stats.stop == StopReason.LIMIT:
         say(
-            f"Stopped at --limit; the rest stays pending for the next `campaign send {name}`.",
+            f"Stopped at --limit; the rest stays pending for the next `{again}`.",
             settings,
         )
     if not dry_run:
@@ -398,13 +548,21 @@ def _dry_run_result(settings: Settings, plan: SendPlan, stats: SendStats, run_id
 
 def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
     say(
-        f"Sent {stats.sent:,} ({stats.parts_sent:,} parts), failed {stats.failed:,}, "
+        f"Sent {stats.sent:,} ({count(stats.parts_sent, 'part')}), failed {stats.failed:,}, "
         f"opted out {stats.opted_out:,}, unknown {stats.unknown:,}; "
-        f"{stats.throttles} throttles, {stats.retries} retries"
+        f"{count(stats.throttles, 'throttle')}, {stats.retries:,} "
+        f"{'retry' if stats.retries == 1 else 'retries'}"
         + (f"; estimated spend ${stats.spend:.2f}" if stats.spend else "")
         + ".",
         settings,
     )
+    control = stats.control
+    if control is not None and control.throttles and control.calls:
+        say(
+            f"Throttled {control.throttles:,} of {count(control.calls, 'call')}, lately "
+            f"{throttle_note(control)}: {control.reason}.",
+            settings,
+        )
     achieved = stats.parts_per_second()
     elapsed = time.monotonic() - stats.started
     mps = plan.rate.mps

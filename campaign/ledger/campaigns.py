@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -43,6 +44,7 @@ class CampaignsMixin:
             "deadline": spec.deadline,
             "max_per_recipient": spec.max_per_recipient,
             "per_hours": spec.per_hours,
+            "budget": spec.budget,
             "created_at": stamp,
             "updated_at": stamp,
         }
@@ -140,8 +142,13 @@ class CampaignsMixin:
 
 
 def _json_encoded(values: dict[str, Any]) -> dict[str, Any]:
-    """`values` with its mapping columns as JSON text, keys sorted (stable for comparisons)."""
+    """`values` with its mapping columns as JSON text, keys sorted (stable for comparisons), and
+    amounts (the budget) as exact decimal text."""
     return {
-        key: json.dumps(dict(value), sort_keys=True) if key in _JSON_COLUMNS else value
+        key: json.dumps(dict(value), sort_keys=True)
+        if key in _JSON_COLUMNS
+        else str(value)
+        if isinstance(value, Decimal)
+        else value
         for key, value in values.items()
     }

@@ -36,7 +36,8 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0007"
+# TEMPORARY: 0009 chained on 0007 in this branch; re-chained over 0008 when merged.
+SCHEMA_REVISION = "0009"
 
 
 campaigns = Table(
@@ -319,3 +320,8 @@ suppressions = Table(
 # imports.columns (encoded by campaign.importing.cells: cells joined by U+001F, or JSON).
 recipients.append_column(Column("note", Text))
 recipients.append_column(Column("cells", Text))
+
+# -- a budget on the campaign (revision 0009) --------------------------------------------------------
+# US dollars as exact decimal text (like max_price); the sender holds every run of the campaign
+# under it, counting what earlier runs sent. NULL: no campaign budget.
+campaigns.append_column(Column("budget", String(16)))

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from campaign.audience.gate import Holdback, campaign_policy, holdback
@@ -88,6 +89,7 @@ class CampaignStatus:
     delivery: Delivery | None = None  # from delivery events
     window: Holdback | None = None  # pending recipients by what their window says now
     deadline: datetime | None = None
+    budget: Decimal | None = None  # the campaign's budget over all its sends (revision 0009)
 
     @property
     def recipients(self) -> int:
@@ -104,6 +106,7 @@ class CampaignStatus:
             "origination_identity": self.origination_identity,
             "message_type": self.message_type,
             "max_price": self.max_price,
+            "budget": str(self.budget) if self.budget is not None else None,
             "imports": self.imports,
             "sender": None,
         }
@@ -187,6 +190,7 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         ),
         window=holdback(ledger.pending_groups(campaign.id), campaign_policy(campaign), now()),
         deadline=campaign.deadline,
+        budget=campaign.budget,
     )
 
 

@@ -71,6 +71,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from campaign.errors import count
+
 Clock = Callable[[], float]
 
 # Client burst, in seconds of rate. The service's bucket holds ~1 s; keeping ours at 0.2 s leaves
@@ -799,7 +801,8 @@ class AdaptiveRate:
         if self._limit_found is not None:
             return f"the limit found earlier is gone (probed back up); holding {holding} MPS"
         if self._throttles:
-            return f"{self._throttles} throttled calls, too few to act on; holding {holding} MPS"
+            throttled = count(self._throttles, "throttled call")
+            return f"{throttled}, too few to act on; holding {holding} MPS"
         return f"no throttles; holding {holding} MPS"
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore import exceptions as bce
 
+from campaign.aws.sms import protocol_problem, ssl_reason
 from campaign.errors import mask_url_secrets
 from campaign.sending.pacing import backoff_delay
 
@@ -51,8 +52,8 @@ class Outcome:
     message_id: str | None = None
 
 
-# Bounded retries for 5xx and failed connections: 5 calls in all (~0.2+0.4+0.8+1.6 s of mean
-# backoff). After that retry_delay returns None and the sender leaves the recipient `pending`
+# Bounded retries for 5xx and failed connections: 5 such calls (throttled calls between them
+# not counted; ~0.2+0.4+0.8+1.6 s of mean backoff). After that retry_delay returns None and the sender leaves the recipient `pending`
 # (provably not sent, so safe) for the next run, and reports how many it left.
 MAX_TRANSIENT_ATTEMPTS = 5
 # Throttles are retried forever (the pacer slows down meanwhile); this only caps each wait.
@@ -161,6 +162,26 @@ _CONFIG_ERRORS: tuple[type[BaseException], ...] = (
     bce.ProfileNotFound,
 )
 _RESUME = "then run the same command to resume"
+_WRONG_ENDPOINT = (
+    "the endpoint does not speak the AWS End User Messaging SMS API (a wrong --endpoint-url, or a "
+    "proxy?): nothing was sent; fix it"
+)
+# The ssl module's reasons for a handshake that failed: no request was written.
+TLS_HANDSHAKE_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "UNSUPPORTED_PROTOCOL",
+        "UNKNOWN_PROTOCOL",
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "NO_PROTOCOLS_AVAILABLE",
+        "SSLV3_ALERT_HANDSHAKE_FAILURE",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "TLSV1_ALERT_INTERNAL_ERROR",
+        "TLSV1_UNRECOGNIZED_NAME",
+        "TLSV1_ALERT_UNRECOGNIZED_NAME",
+    }
+)
 
 # Error responses saying the request never fully reached the service (botocore's own transient
 # list): not sent, retried like a 5xx.
@@ -197,6 +218,9 @@ def classify(result: Mapping[str, Any] | BaseException) -> Outcome:
         message_id = result.get("MessageId")
         if message_id:
             return Outcome(Decision.SENT, None, message_id=str(message_id))
+        if problem := protocol_problem(result):
+            # An HTML page (a web server, a captive portal): not the service, so nothing was sent.
+            return _halt(_WRONG_ENDPOINT, problem)
         # A 2xx without a MessageId: accepted, perhaps, but nothing to prove it.
         return Outcome(Decision.UNKNOWN, "the service answered without a MessageId")
     if isinstance(result, bce.ClientError):
@@ -214,12 +238,25 @@ def classify(result: Mapping[str, Any] | BaseException) -> Outcome:
                     "AWS_CA_BUNDLE",
                 ),
             )
+        if ssl_reason(result) in TLS_HANDSHAKE_REASONS:
+            # The handshake failed, so the request was never written (https:// on an http port).
+            return Outcome(
+                Decision.HALT,
+                _explain(
+                    result,
+                    "the TLS handshake failed (an https:// URL for a plain-http port, or a proxy "
+                    "in the way?): fix --endpoint-url",
+                ),
+            )
         # urllib3 also reports TLS failures while reading the response as SSLError.
         return Outcome(Decision.UNKNOWN, _exception_text(result))
     if isinstance(result, bce.ConnectionError):
         # EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError: the connection
         # (or the proxy's) was never established, so the request was never written.
         return Outcome(Decision.RETRY, _exception_text(result))
+    if isinstance(result, bce.HTTPClientError) and _is_unsupported_scheme(result):
+        # urllib3 refused the URL before opening any connection (ftp://...).
+        return Outcome(Decision.HALT, _explain(result, _WRONG_ENDPOINT))
     if isinstance(result, bce.HTTPClientError):
         # ReadTimeoutError, ConnectionClosedError, ResponseStreamingError, and anything else
         # urllib3 raised mid-exchange (a ProtocolError is wrapped as ConnectionClosedError).
@@ -239,23 +276,32 @@ def classify(result: Mapping[str, Any] | BaseException) -> Outcome:
 
 
 def retry_delay(
-    outcome: Outcome, attempt: int, *, rng: Callable[[], float] = random.random
+    outcome: Outcome,
+    attempt: int,
+    *,
+    errors: int | None = None,
+    rng: Callable[[], float] = random.random,
 ) -> float | None:
     """Seconds to wait before trying the same recipient again, or None to stop trying.
 
-    `attempt` is how many calls this run already made for this recipient (1 after the first).
-    Throttled: always a delay (a throttled recipient is never dropped), growing to
-    THROTTLE_BACKOFF_CAP. Other RETRY outcomes: until MAX_TRANSIENT_ATTEMPTS calls were made,
-    then None: the sender leaves the recipient `pending` (not sent, so safe) and reports it; the
-    next run tries again. Every other decision is final for this run: None.
+    `attempt` is how many calls this run already made for this recipient (1 after the first);
+    `errors` how many of them failed with a service error or a failed connection, throttles not
+    counted (default: `attempt`). Throttled: always a delay (a throttled recipient is never
+    dropped), growing to THROTTLE_BACKOFF_CAP. Other RETRY outcomes: until MAX_TRANSIENT_ATTEMPTS
+    such errors, then None: the sender leaves the recipient `pending` (not sent, so safe) and
+    reports it; the next run tries again. Throttles never count toward that cap: under throttling
+    that does not depend on the rate (a steady share of every call), counting them would give up
+    on recipients whose only trouble was bad luck with the throttles. Every other decision is
+    final for this run: None.
     """
     if outcome.decision is not Decision.RETRY:
         return None
     if outcome.throttled:
         return backoff_delay(attempt, cap=THROTTLE_BACKOFF_CAP, rng=rng)
-    if attempt >= MAX_TRANSIENT_ATTEMPTS:
+    errors = attempt if errors is None else errors
+    if errors >= MAX_TRANSIENT_ATTEMPTS:
         return None
-    return backoff_delay(attempt, cap=TRANSIENT_BACKOFF_CAP, rng=rng)
+    return backoff_delay(errors, cap=TRANSIENT_BACKOFF_CAP, rng=rng)
 
 
 def _classify_client_error(err: bce.ClientError) -> Outcome:
@@ -281,11 +327,8 @@ def _classify_client_error(err: bce.ClientError) -> Outcome:
     if code in TRANSIENT_CODES:
         return Outcome(Decision.RETRY, text)
     if not parsed:
-        return _halt(
-            f"unexpected HTTP {status} answer that is not from the service "
-            "(a proxy, or a wrong --endpoint-url?)",
-            text,
-        )
+        # The body is not the service's (often a whole HTML page): name it, never quote it.
+        return _halt(_WRONG_ENDPOINT, protocol_problem(response) or f"an HTTP {status} answer")
     if code == "ConflictException":
         if reason == OPTED_OUT_REASON:
             return Outcome(Decision.OPTED_OUT, f"ConflictException: {OPTED_OUT_REASON}")
@@ -370,6 +413,12 @@ def _mentions_only_campaign_fields(report: str) -> bool:
         return True  # the request builder is wrong: the same for every recipient
     names = {name.lower() for name in _PARAMETER_NAME.findall(report)}
     return bool(names) and names <= CAMPAIGN_WIDE_FIELDS
+
+
+def _is_unsupported_scheme(exc: bce.HTTPClientError) -> bool:
+    from urllib3.exceptions import URLSchemeUnknown
+
+    return isinstance(exc.kwargs.get("error"), URLSchemeUnknown) or "URL scheme" in str(exc)
 
 
 def _is_certificate_error(exc: BaseException) -> bool:

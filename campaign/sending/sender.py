@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from campaign.aws.sms import build_request
 from campaign.domain import (
     AttemptOutcome,
@@ -46,13 +48,14 @@ from campaign.domain import (
     StopReason,
     pid_alive,
 )
-from campaign.errors import ExitCode, UserError
+from campaign.errors import ExitCode, UserError, count
 from campaign.ledger import Ledger
+from campaign.ledger.engine import LedgerStorageError
 from campaign.message import Template, gsm_safe
-from campaign.pricing import PriceTable, cost_of
+from campaign.pricing import PriceTable, classes_cost, cost_of
 from campaign.sending.admission import Admission, Check, Waiting
 from campaign.sending.callers import Caller
-from campaign.sending.pacing import AdaptiveRate, PartsRateLimiter
+from campaign.sending.pacing import AdaptiveRate, ControlStatus, PartsRateLimiter
 from campaign.sending.retry import Decision, Outcome, retry_delay
 
 S = RecipientState
@@ -82,8 +85,24 @@ def _waiting_news(held: Waiting) -> tuple[object, ...]:
     return (held.next_opening, held.window, held.capped, held.never, held.deadline)
 
 
+def recorded_spend(
+    ledger: Ledger, campaign_id: int, prices: PriceTable | None
+) -> tuple[Decimal, int]:
+    """(estimated spend, unpriced recipients) of what the ledger says was sent for the campaign,
+    counting `unknown` (may have been sent) and `sending` (calls in flight) as sent."""
+    if prices is None:
+        return Decimal(0), 0
+    states = (S.SENT.value, S.UNKNOWN.value, S.SENDING.value)
+    return classes_cost(ledger.parts_classes(campaign_id, states), prices)
+
+
 class SenderFailed(UserError):
     """The send cannot go on (one line for the user); the ledger is consistent."""
+
+
+class LedgerUnrecorded(LedgerStorageError):
+    """The ledger refused the last writes of a run: what is wrong, and which recipients are left
+    `sending` (the next send marks them `unknown`). Nothing is sent twice."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,8 @@ class SendStats:
     expired: int = 0  # pending recipients the deadline expired in this run
     suppressed: int = 0  # candidates found on the do-not-send list in this run
     waiting: Waiting | None = None  # what the run waits for (or waited for, when it stopped)
+    # The throttle control at the end of the run: the share throttled, its verdict and why.
+    control: ControlStatus | None = None
 
     @property
     def done(self) -> int:
@@ -208,6 +229,13 @@ class Sender:
         self.admission = None if options.dry_run else Admission(ledger, campaign)
         self.no_wait = False
         self.on_wait: Callable[[Waiting], None] | None = None
+        # --budget and the campaign's budget (see _cost_within_budget): estimated dollars.
+        self._spent_before = Decimal(0)  # earlier runs of the campaign: sent or unknown
+        self._spent = Decimal(0)  # this run: sent or unknown (may have been sent)
+        self._in_flight_cost = Decimal(0)  # this run's calls in flight
+        # Service errors and failed connections per recipient in this run, throttles not counted
+        # (retry_delay's cap); only recipients that had one.
+        self._errors: dict[int, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -225,6 +253,7 @@ class Sender:
     def run(self) -> SendStats:
         """Send until nothing is pending, or until stopped. The lock must be held (acquire())."""
         opts = self.options
+        self._start_budget()
         self.run_id = self.ledger.start_run(
             self.campaign.id,
             pid=os.getpid(),
@@ -249,12 +278,55 @@ class Sender:
             exit_code = self.stats.stop.exit_code
             return self.stats
         finally:
-            if self._outcomes:
-                self.ledger.settle(self.run_id, self._outcomes)
+            self._close_run(exit_code)
+
+    def _close_run(self, exit_code: ExitCode) -> None:
+        """run()'s end, however it ends: the calls' maker closed, the outcomes still waiting
+        committed, the run's end recorded, a last progress report. When the ledger refuses these
+        writes, one error (LedgerUnrecorded) says what happened and what became of the outcomes
+        that could not be recorded; it replaces whatever error stopped the loop."""
+        try:
             self.caller.close()
-            self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
-            if self.on_progress:
-                self.on_progress(self.stats)
+        finally:
+            self.stats.control = self.adaptive.status()
+            try:
+                if self._outcomes:
+                    self.ledger.settle(self.run_id, self._outcomes)
+                    self._outcomes.clear()
+                self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
+            except (UserError, SQLAlchemyError) as exc:
+                raise LedgerUnrecorded(self._unrecorded(exc)) from exc
+            finally:
+                if self.on_progress:
+                    self.on_progress(self.stats)
+
+    def _unrecorded(self, exc: BaseException) -> str:
+        """One line: the ledger's failure, and the recipients it leaves `sending`."""
+        if isinstance(exc, UserError):
+            what = str(exc)
+        else:
+            orig = getattr(exc, "orig", None) or exc
+            first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            what = f"the ledger's database failed: {first}"
+        returned, in_flight = len(self._outcomes), len(self._flight)
+        if not returned and not in_flight:
+            return f"{what}; every outcome was recorded, only the end of the run was not"
+        accepted = sum(1 for o in self._outcomes if o.outcome is AttemptOutcome.SENT)
+        held = []
+        if returned:
+            held.append(
+                f"{count(returned, 'call')} that returned ({accepted:,} accepted by the service) "
+                "could not be recorded"
+            )
+        if in_flight:
+            held.append(
+                f"{count(in_flight, 'call')} {'was' if in_flight == 1 else 'were'} in flight"
+            )
+        return (
+            f"{what}; {' and '.join(held)}: their {count(returned + in_flight, 'recipient')} "
+            "stay `sending`, and the next send marks them `unknown` (not re-sent unless "
+            "--retry-unknown)"
+        )
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -382,10 +454,12 @@ class Sender:
             ):
                 wait = self._retry_wait()
                 return batch, StopReason.LIMIT if wait is None and not batch else wait
-            if opts.budget is not None:
-                cost = self._cost_within_budget(claim, opts.budget, batch_cost)
+            if self._budgeted:
+                cost = self._cost_within_budget(claim, batch_cost)
                 if cost is None:
                     return batch, StopReason.BUDGET
+                if isinstance(cost, float):
+                    return batch, cost  # may fit once the calls in flight are settled
                 batch_cost += cost
             delay = self.limiter.delay_for(claim.parts)
             if delay > 0:
@@ -398,25 +472,80 @@ class Sender:
             batch.append((claim, tries))
         return batch, None
 
-    def _cost_within_budget(
-        self, claim: Claim, budget: Decimal, batch_cost: Decimal
-    ) -> Decimal | None:
-        """The claim's estimated cost, or None (and the halt reason set) when it would pass the
-        budget or has no price to check it with."""
+    # -- the budgets ----------------------------------------------------------------------------
+
+    @property
+    def _budgeted(self) -> bool:
+        """A budget applies: --budget, or the campaign's; never to a dry run (not charged)."""
+        if self.options.dry_run:
+            return False
+        return self.options.budget is not None or self.campaign.budget is not None
+
+    def _start_budget(self) -> None:
+        """The campaign's budget covers every run: what earlier runs sent (or may have: unknown)
+        counts from the start, so a resumed send never spends it again."""
+        if self.campaign.budget is None or not self._budgeted:
+            return
+        spent, unpriced = recorded_spend(self.ledger, self.campaign.id, self.options.prices)
+        self._spent_before = spent
+        if unpriced:
+            raise SenderFailed(
+                f"{count(unpriced, 'recipient')} already sent without a price in the price "
+                "table, so the "
+                f"campaign's budget (${self.campaign.budget}) cannot be held; add their countries "
+                "to the table"
+            )
+
+    def _cost_within_budget(self, claim: Claim, batch_cost: Decimal) -> Decimal | float | None:
+        """The claim's estimated cost when it fits the budgets, counting the calls in flight and
+        `batch_cost` (claimed with it) at their estimated price; seconds to wait when it would fit
+        only if calls in flight fail; None (and the halt reason set) when it cannot fit, or has no
+        price to check it with. So the estimated spend never passes a budget."""
         cost = cost_of(claim.parts, claim.country, self.options.prices)
         if cost is None:
             self.stats.halt_reason = (
                 f"no price for country {claim.country or '?'} in the price table, so "
-                "--budget cannot be enforced; add the country to the table"
+                "the budget cannot be enforced; add the country to the table"
             )
             return None
-        if self.stats.spend + batch_cost + cost > budget:
-            self.stats.halt_reason = (
-                f"budget reached: ${self.stats.spend:.4f} estimated so far; the next "
-                f"message (${cost:.5f}) would pass --budget ${budget}"
-            )
-            return None
+        pending = self._in_flight_cost + batch_cost  # claimed, not settled yet
+        run_budget, campaign_budget = self.options.budget, self.campaign.budget
+        if campaign_budget is not None:
+            spent = self._spent_before + self._spent
+            if spent + cost > campaign_budget:
+                self.stats.halt_reason = (
+                    f"the campaign's budget is reached: ${spent:.4f} estimated spent over all "
+                    f"its runs; the next message (${cost:.5f}) would pass its budget "
+                    f"${campaign_budget} (`campaign edit {self.campaign.name} --budget` "
+                    "raises it)"
+                )
+                return None
+            if spent + pending + cost > campaign_budget:
+                return CLAIM_WINDOW
+        if run_budget is not None:
+            if self._spent + cost > run_budget:
+                self.stats.halt_reason = (
+                    f"budget reached: ${self._spent:.4f} estimated so far; the next "
+                    f"message (${cost:.5f}) would pass --budget ${run_budget}"
+                )
+                return None
+            if self._spent + pending + cost > run_budget:
+                return CLAIM_WINDOW
         return cost
+
+    def _budget_claimed(self, claim: Claim) -> None:
+        """A call goes out: its estimated price counts against the budgets until settled."""
+        if self._budgeted:
+            cost = cost_of(claim.parts, claim.country, self.options.prices)
+            self._in_flight_cost += cost or Decimal(0)
+
+    def _budget_settled(self, claim: Claim, spent: bool) -> None:
+        """A call came back; `spent`: it was (or may have been) sent, so its price stays spent."""
+        if self._budgeted:
+            cost = cost_of(claim.parts, claim.country, self.options.prices) or Decimal(0)
+            self._in_flight_cost -= cost
+            if spent:
+                self._spent += cost
 
     def _claim_and_call(self, batch: list[tuple[Claim, int]]) -> None:
         """Claim `batch` in one commit (with the outcomes waiting to be committed), then start the
@@ -440,6 +569,7 @@ class Sender:
             if self.admission is not None:
                 self.admission.cap_time_to_live(request)
             self._flight[claim.recipient_id] = (claim, self.clock(), tries)
+            self._budget_claimed(claim)
             self.caller.submit(claim.recipient_id, request)
 
     def _next_candidate(self) -> tuple[Claim, int] | None:
@@ -521,6 +651,9 @@ class Sender:
 
     def _record(self, claim: Claim, sent_at: float, tries: int, outcome: Outcome) -> str | None:
         """Record one outcome; returns a halt reason for account-level errors."""
+        if outcome.decision is not Decision.RETRY and self._errors:
+            self._errors.pop(claim.recipient_id, None)
+        self._budget_settled(claim, outcome.decision in (Decision.SENT, Decision.UNKNOWN))
         if outcome.throttled:
             self.stats.throttles += 1
             self.adaptive.on_throttle(sent_at)
@@ -572,8 +705,12 @@ class Sender:
         kind = AttemptOutcome.THROTTLED if outcome.throttled else AttemptOutcome.ERROR
         self._outcomes.append(Settlement(rid, kind, back, None, outcome.reason))
         tries += 1
-        delay = retry_delay(outcome, tries)
+        errors = self._errors.get(rid, 0)
+        if not outcome.throttled:
+            errors = self._errors[rid] = errors + 1  # throttles never count toward the cap
+        delay = retry_delay(outcome, tries, errors=errors)
         if delay is None:
+            self._errors.pop(rid, None)
             self.stats.gave_up += 1
             if self.stats.stop == StopReason.DONE:
                 self.stats.stop = StopReason.GAVE_UP

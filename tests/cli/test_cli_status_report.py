@@ -134,6 +134,7 @@ def test_list_json(run: Cli, imported: Path) -> None:
         "message_type": "TRANSACTIONAL",
         "recipients": 0,
         "counts": dict.fromkeys(SPEC_STATES, 0),
+        "budget": None,
         "created_at": autumn["created_at"],
     }
     assert autumn["created_at"]

@@ -235,7 +235,7 @@ def test_no_window_holds_nobody_and_edit_rewrites_the_reasons(run: Cli, tmp_path
     assert reasons() == ["", ""]
     assert run.json("status", "c", "--json")["window"]["held"]["unknown_zone"] == 0
     again = run("edit", "c", "--window", "default")
-    assert "1 pending recipients are held" in again.stderr
+    assert "1 pending recipient is held" in again.stderr
     assert reasons()[1].startswith("held: time zone unknown")
 
 

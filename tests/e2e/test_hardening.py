@@ -293,11 +293,6 @@ def test_the_stop_note_names_the_signal_received(signum: int, named: str) -> Non
     assert out.strip() == f"Stopping: testing {named}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="campaign/cli/send.py still passes a fixed on_first note; it names the signal once it "
-    "passes say=bar.note, stopping=... to StopSignal (a one-line change in helper A's file)",
-)
 def test_sigterm_to_send_names_sigterm(run: Cli, tmp_path: Path) -> None:
     with Simulator(SimulatorConfig(mps=500, latency_ms=300)) as sim:
         make_campaign(run, tmp_path, 100)

@@ -347,7 +347,9 @@ def test_sigint_stops_claiming_records_in_flight_and_exits_3(
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 3, err
-        assert "run `campaign send c1` again to resume" in err
+        assert (
+            f"run `campaign --endpoint-url {sim.url} send c1 --mps 20 --yes` again to resume" in err
+        )
         counts = status(run)["counts"]
         assert counts["sending"] == 0 and counts["unknown"] == 0
         # Every call that went out was recorded: nothing accepted is left pending.

@@ -153,7 +153,8 @@ def test_a_crash_campaign_s_unknown_recipients_are_reconciled_by_their_events(
         ingest(run, queue_url)
         assert {rows(isolated_env)[p][0] for p in in_doubt} == {"sending"}
     resumed = run("--endpoint-url", sim.url, "send", "c1", "--yes", "--mps", "200")
-    assert f"{len(in_doubt)} recipients were mid-call" in resumed.stderr
+    n = len(in_doubt)
+    assert f"{n} recipient{'s were' if n != 1 else ' was'} mid-call" in resumed.stderr
     assert run.json("status", "c1", "--json")["counts"]["unknown"] == len(in_doubt)
 
     assert sim.flush_events()

@@ -50,17 +50,28 @@ URL = "https://sms-voice.us-east-1.amazonaws.com/"
 
 
 def client_error(
-    code: str, *, status: int = 400, reason: str | None = None, message: str = "", **extra: Any
+    code: str,
+    *,
+    status: int = 400,
+    reason: str | None = None,
+    message: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> ClientError:
     """A ClientError shaped as botocore builds it: modeled members at the top level."""
     response: dict[str, Any] = {
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status},
     }
+    if headers is not None:
+        response["ResponseMetadata"]["HTTPHeaders"] = headers
     if reason is not None:
         response["Reason"] = reason
     response.update(extra)
     return ClientError(response, "SendTextMessage")  # type: ignore[arg-type]
+
+
+HTML = {"content-type": "text/html; charset=utf-8"}
 
 
 def ssl_error(inner: ssl.SSLError) -> SSLError:
@@ -317,7 +328,34 @@ TABLE: dict[str, Row] = {
     ),
     # a 4xx that is not the service's JSON (a proxy refusing us): nothing was sent
     "bare 403": Row(
-        client_error("403", status=403), Decision.HALT, "answer that is not from the service"
+        client_error("403", status=403), Decision.HALT, "does not speak the AWS End User Messaging"
+    ),
+    # a web server's page (issue 13 item 4): named, never quoted, and nothing was sent
+    "html 404": Row(
+        client_error(
+            "404", status=404, message="<html><body>Not Found</body></html>", headers=HTML
+        ),
+        Decision.HALT,
+        "nothing was sent; fix it, then run the same command to resume [an HTTP 404 answer with "
+        "an HTML page]",
+    ),
+    "html 200": Row(
+        {"ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": HTML}},
+        Decision.HALT,
+        "[an HTTP 200 answer with an HTML page]",
+    ),
+    # https:// on a plain-http port: the handshake failed, the request was never written
+    "tls handshake failed": Row(
+        ssl_error(
+            ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+        ),
+        Decision.HALT,
+        "the TLS handshake failed",
+    ),
+    "unsupported scheme": Row(
+        HTTPClientError(error=urllib3.exceptions.URLSchemeUnknown("ftp")),
+        Decision.HALT,
+        "does not speak the AWS End User Messaging SMS API",
     ),
     # not in the service model: halting keeps everyone pending instead of failing them all
     "unmodeled error": Row(
@@ -430,6 +468,15 @@ def test_server_errors_are_retried_a_bounded_number_of_times() -> None:
     # after that the sender leaves the recipient pending (not sent) for the next run
     assert retry_delay(SERVER_ERROR, MAX_TRANSIENT_ATTEMPTS) is None
     assert retry_delay(SERVER_ERROR, MAX_TRANSIENT_ATTEMPTS + 10) is None
+
+
+def test_throttles_never_count_toward_the_bound_on_errors() -> None:
+    # Issue 8: 10 calls throttled, then a 500: the first error of this recipient, so retried.
+    assert retry_delay(SERVER_ERROR, 11, errors=1) is not None
+    assert retry_delay(SERVER_ERROR, 11, errors=MAX_TRANSIENT_ATTEMPTS - 1) is not None
+    assert retry_delay(SERVER_ERROR, 11, errors=MAX_TRANSIENT_ATTEMPTS) is None
+    # the backoff grows with the errors, not with the throttles before them
+    assert retry_delay(SERVER_ERROR, 11, errors=1, rng=lambda: 1.0) == pytest.approx(0.2)
 
 
 def test_connection_errors_use_the_same_bound() -> None:
