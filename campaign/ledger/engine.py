@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(_migrations_package.__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The PostgreSQL advisory lock every migration of a ledger holds (a bigint: "campaign" in ASCII).
+MIGRATION_LOCK = 0x63616D706169676E
 
 
 class DatabaseError(UserError):
@@ -282,6 +284,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with _connect(engine) as connection:
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # N copies of a task started at once on a new database: one migrates, the
+                    # others wait here, then find the schema current (Alembic reads the revision
+                    # after the lock) instead of failing on tables the first one is creating.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
         except (OperationalError, ProgrammingError) as exc:  # e.g. no CREATE right on the schema

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ from campaign.ledger.engine import open_ledger_engine
 from campaign.ledger.suppressions import AWS_OPT_OUT_SOURCE
 from campaign.ledger.tables import SCHEMA_REVISION
 from campaign.simulator.server import Simulator, SimulatorConfig
-from tests.helpers import SAMPLES, Cli, write_csv
+from tests.helpers import SAMPLES, Cli, campaign_process, write_csv
 
 ORIGIN = "+12065550100"
 pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
@@ -245,3 +246,17 @@ def test_missing_driver_is_one_line(run: Cli, db_url: str, monkeypatch: pytest.M
         "Error: cannot use database URL postgresql+psycopg://campaign:***@127.0.0.1:5/ledger: "
         "its driver psycopg is not installed (pip install 'psycopg[binary]')"
     )
+
+
+def test_copies_started_at_once_on_a_new_database_all_start(
+    pg_only: str, blank_postgres_url: str
+) -> None:
+    # N identical tasks against a database nobody has used yet: each would create the schema.
+    processes = [campaign_process("--db", blank_postgres_url, "list", "--json") for _ in range(4)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    assert [(code, json.loads(out)) for code, out, _ in results] == [(0, [])] * 4, results
+    engine = open_ledger_engine(blank_postgres_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            SCHEMA_REVISION
+        )
