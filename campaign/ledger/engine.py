@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(_migrations_package.__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a missing privilege
 # The PostgreSQL advisory lock every migration of a ledger holds (a bigint: "campaign" in ASCII).
 MIGRATION_LOCK = 0x63616D706169676E
 
@@ -242,8 +243,11 @@ def _on_read_only_filesystem(path: str) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    """A driver's message on one line (psycopg's span several, with hints)."""
-    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+    """A driver's message on one line. psycopg's spans several, and a server error quotes the
+    statement (`LINE 2: CREATE TABLE ...`): only its primary message is kept then."""
+    orig = getattr(exc, "orig", None) or exc
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+    return " ".join(str(primary or orig).split())
 
 
 def _unreachable(engine: Engine, exc: BaseException) -> DatabaseError:
@@ -294,8 +298,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
         except (OperationalError, ProgrammingError) as exc:  # e.g. no CREATE right on the schema
+            hint = ""
+            if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+                hint = (
+                    " (creating or upgrading the schema needs a role that may create tables "
+                    "there, e.g. the database's owner: run `campaign --db OWNER_URL db upgrade` "
+                    "once)"
+                )
             raise DatabaseError(
-                f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}"
+                f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}{hint}"
             ) from None
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from campaign.ledger.suppressions import AWS_OPT_OUT_SOURCE
 from campaign.ledger.tables import SCHEMA_REVISION
 from campaign.simulator.server import Simulator, SimulatorConfig
 from tests.helpers import SAMPLES, Cli, campaign_process, write_csv
+from tests.postgres import PostgresCluster
 
 ORIGIN = "+12065550100"
 pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
@@ -260,3 +262,33 @@ def test_copies_started_at_once_on_a_new_database_all_start(
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
             SCHEMA_REVISION
         )
+
+
+def test_a_role_that_may_not_create_tables(
+    run: Cli, pg_only: str, blank_postgres_url: str, postgres_cluster: PostgresCluster
+) -> None:
+    """README: the owner creates the schema once; a role with row rights only runs the rest."""
+    role = f"sender_{uuid.uuid4().hex[:8]}"
+    postgres_cluster.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'secret-pw'")
+    narrow = blank_postgres_url.replace("postgres@", f"{role}:secret-pw@")
+    refused = run("--db", narrow, "list", code=1).stderr.strip()
+    assert refused.startswith(f"Error: cannot upgrade the ledger postgresql+psycopg://{role}:***@")
+    assert refused.endswith(
+        "permission denied for schema public (creating or upgrading the schema needs a role that "
+        "may create tables there, e.g. the database's owner: run `campaign --db OWNER_URL db "
+        "upgrade` once)"
+    )
+    assert "\n" not in refused and "secret-pw" not in refused and "CREATE TABLE" not in refused
+
+    run("--db", blank_postgres_url, "db", "upgrade")
+    engine = open_ledger_engine(blank_postgres_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        )
+        conn.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    engine.dispose()
+    run("--db", narrow, "create", "c", "-o", ORIGIN, "-m", "Hi {first_name|there}")
+    run("--db", narrow, "import", "c", str(SAMPLES / "recipients.csv"), "--default-region", "US")
+    run("--db", narrow, "suppress", "add", "+12065550142")
+    assert run.json("--db", narrow, "status", "c", "--json")["recipients"] == 30
