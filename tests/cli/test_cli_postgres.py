@@ -292,3 +292,30 @@ def test_a_role_that_may_not_create_tables(
     run("--db", narrow, "import", "c", str(SAMPLES / "recipients.csv"), "--default-region", "US")
     run("--db", narrow, "suppress", "add", "+12065550142")
     assert run.json("--db", narrow, "status", "c", "--json")["recipients"] == 30
+
+
+def test_events_with_nul_characters_are_recorded(run: Cli, tmp_path: Path, db_url: str) -> None:
+    # PostgreSQL's text cannot hold NUL: one "\u0000" in an event once failed the whole batch.
+    run("create", "c", "-o", ORIGIN, "-m", "Hi", "--no-window")
+    run("import", "c", str(write_csv(tmp_path / "r.csv", "phone\n+12065550100\n")))
+    engine = open_ledger_engine(db_url)
+    with engine.begin() as conn:
+        rid = conn.execute(text("SELECT id FROM recipients")).scalar_one()
+        conn.execute(text("UPDATE recipients SET state = 'sent', message_id = 'm-1', attempts = 1"))
+    engine.dispose()
+    event = {
+        "eventType": "TEXT_BLOCKED", "eventVersion": "1.0", "eventTimestamp": 1_790_000_000_000,
+        "isFinal": True, "originationPhoneNumber": ORIGIN, "destinationPhoneNumber": "+12065550100",
+        "messageId": "m-1", "messageType": "PROMOTIONAL", "messageStatus": "BLOCKED",
+        "messageStatusDescription": "blocked\u0000by carrier",
+        "context": {"campaign": "c", "recipient": str(rid)}, "totalMessageParts": 1,
+    }  # fmt: skip
+    stray = {**event, "messageId": "m-2", "context": {"campaign": "c\u0000x", "recipient": "1"}}
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(event) + "\n" + json.dumps(stray) + "\n")
+    summary = run.json("events", "ingest", "--file", str(path), "--json")
+    assert (summary["stored"], sum(summary["aside"].values())) == (1, 1)
+    [row] = rows_of(run("report", "c").stdout)
+    assert row["delivery"] == "undelivered"
+    assert row["delivery_reason"].startswith("TEXT_BLOCKED: blocked")
+    assert row["delivery_reason"].endswith("by carrier")
