@@ -1058,6 +1058,13 @@ def section_report(b: Bench) -> None:
     report(b)
 
 
+def section_pg_import(b: Bench) -> None:
+    """Import and suppress add on PostgreSQL against SQLite (bench/pg_import.py)."""
+    from bench.pg_import import section_pg_import as run
+
+    run(b)
+
+
 SECTIONS = {
     "import": section_import,
     "estimate": section_estimate,
@@ -1067,4 +1074,5 @@ SECTIONS = {
     "controller": section_controller,
     "events": section_events,
     "report": section_report,
+    "pg-import": section_pg_import,
 }

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(_migrations_package.__file__).resolve().parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a missing privilege
+# The PostgreSQL advisory lock every migration of a ledger holds (a bigint: "campaign" in ASCII).
+MIGRATION_LOCK = 0x63616D706169676E
 
 
 class DatabaseError(UserError):
@@ -126,6 +129,12 @@ def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     # A SET, not the `options` startup parameter, which some poolers (PgBouncer) refuse.
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'UTC'")
+        # psycopg prepares a statement run 5 times, and PostgreSQL may then reuse one generic
+        # plan for any parameters: planned while a table was empty, or for `phone IN ($1..$500)`
+        # (a list it cannot hash), it scans the whole table per call. A 100,000-number
+        # `suppress add` took 215 s that way, 7 s with a plan per call. Planning a statement of
+        # this tool costs well under a millisecond.
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
     dbapi_connection.commit()
 
 
@@ -234,8 +243,11 @@ def _on_read_only_filesystem(path: str) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    """A driver's message on one line (psycopg's span several, with hints)."""
-    return " ".join(str(getattr(exc, "orig", None) or exc).split())
+    """A driver's message on one line. psycopg's spans several, and a server error quotes the
+    statement (`LINE 2: CREATE TABLE ...`): only its primary message is kept then."""
+    orig = getattr(exc, "orig", None) or exc
+    primary = getattr(getattr(orig, "diag", None), "message_primary", None)
+    return " ".join(str(primary or orig).split())
 
 
 def _unreachable(engine: Engine, exc: BaseException) -> DatabaseError:
@@ -276,11 +288,25 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with _connect(engine) as connection:
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # N copies of a task started at once on a new database: one migrates, the
+                    # others wait here, then find the schema current (Alembic reads the revision
+                    # after the lock) instead of failing on tables the first one is creating.
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
         except (OperationalError, ProgrammingError) as exc:  # e.g. no CREATE right on the schema
+            hint = ""
+            if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+                hint = (
+                    " (creating or upgrading the schema needs a role that may create tables "
+                    "there, e.g. the database's owner: run `campaign --db OWNER_URL db upgrade` "
+                    "once)"
+                )
             raise DatabaseError(
-                f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}"
+                f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}{hint}"
             ) from None
 
 

@@ -23,6 +23,7 @@ the rest is plain UPDATE/SELECT with positional placeholders in the driver's sty
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -107,6 +108,8 @@ def record_events(
     conn: Connection, items: Sequence[Parsed], received_at: datetime
 ) -> RecordOutcome:
     """Record a batch of parsed inputs (events and rejected ones) in the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        items = [_storable(i) for i in items]
     delivery_events = [i for i in items if isinstance(i, DeliveryEvent)]
     outcome = RecordOutcome(events=len(delivery_events))
     stamp = dialect_of(conn).time(received_at)
@@ -125,6 +128,37 @@ def record_events(
 
 
 # -- 1. matching ------------------------------------------------------------------------------------
+
+
+_NUL = "\x00"
+
+
+def _storable(item: Parsed) -> Parsed:
+    """`item` with each NUL character in its text as U+FFFD: PostgreSQL's text cannot hold NUL,
+    and events come from outside (one `\\u0000` in a JSON event failed the whole batch)."""
+    if isinstance(item, DeliveryEvent):
+        context = item.context
+        if not any(isinstance(v, str) and _NUL in v for v in item) and not any(
+            _NUL in k or _NUL in v for k, v in context.items()
+        ):
+            return item
+        texts: dict[str, Any] = {
+            name: _no_nul(value)
+            for name, value in item._asdict().items()
+            if isinstance(value, str) and _NUL in value
+        }
+        texts["context"] = {_no_nul(k): _no_nul(v) for k, v in context.items()}
+        return item._replace(**texts)
+    changes: dict[str, Any] = {
+        name: _no_nul(value)
+        for name in ("reason", "detail", "raw", "message_id", "event_type", "digest")
+        if isinstance(value := getattr(item, name), str) and _NUL in value
+    }
+    return dataclasses.replace(item, **changes) if changes else item
+
+
+def _no_nul(text: str) -> str:
+    return text.replace(_NUL, "\ufffd")
 
 
 def _match(

@@ -15,8 +15,8 @@ from tests.helpers import SAMPLES, Cli, write_csv
 ORIGIN = "+12065550100"
 
 
-# Each test starts from a copy of a ledger migrated once (see conftest).
-pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
+# Each test runs on SQLite (a copy of a ledger migrated once, see conftest) and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 
 
 def stored(db_url: str, name: str) -> Campaign:

@@ -9,6 +9,8 @@ import pytest
 
 from tests.helpers import Cli, write_csv
 
+# Each test runs on SQLite and on PostgreSQL (see conftest).
+pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 PRICES = "country,price_per_part,carrier_fee_per_part\nUS,0.01,0.002\nGB,0.04,\n"
 
 

@@ -20,8 +20,8 @@ ORIGIN = "+12065550100"
 SAMPLE_MESSAGE = (SAMPLES / "message.txt").read_text(encoding="utf-8").strip()
 
 
-# Each test starts from a copy of a ledger migrated once (see conftest).
-pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
+# Each test runs on SQLite (a copy of a ledger migrated once, see conftest) and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 
 
 def create(run: Cli, message: str = "Hi {first_name|there}", *args: str, name: str = "c") -> None:

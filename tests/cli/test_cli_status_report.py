@@ -41,8 +41,8 @@ SPEC_REPORT_COLUMNS = [
 ]
 
 
-# Each test starts from a copy of a ledger migrated once (see conftest).
-pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
+# Each test runs on SQLite (a copy of a ledger migrated once, see conftest) and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 
 
 # Row 2's note holds a line break and row 3's a delimiter; a blank line follows row 3. Row

@@ -13,7 +13,8 @@ import pytest
 from campaign.aws.sms import OptOutListError, opted_out_numbers
 from tests.helpers import Cli, write_csv
 
-pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
+# Each test runs on SQLite (a copy of a ledger migrated once, see conftest) and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 ORIGIN = "+12065550100"
 
 

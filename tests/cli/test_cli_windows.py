@@ -23,7 +23,8 @@ from campaign.ledger import Ledger
 from campaign.ledger.engine import open_ledger_engine
 from tests.helpers import Cli, write_csv
 
-pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
+# Each test runs on SQLite (a copy of a ledger migrated once, see conftest) and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 ORIGIN = "+12065550100"
 NY = zoneinfo.ZoneInfo("America/New_York")
 
@@ -138,7 +139,9 @@ def test_edit_to_transactional_keeps_days_honest(run: Cli) -> None:
 # -- import: the time zone of each recipient --------------------------------------------------------
 
 
-def test_import_decides_each_zone_and_the_column_wins(run: Cli, tmp_path: Path) -> None:
+def test_import_decides_each_zone_and_the_column_wins(
+    run: Cli, tmp_path: Path, db_url: str
+) -> None:
     run("create", "c", "-o", ORIGIN, "-m", "Hi {name}")
     path = write_csv(
         tmp_path / "r.csv",
@@ -158,7 +161,7 @@ def test_import_decides_each_zone_and_the_column_wins(run: Cli, tmp_path: Path) 
         "held: time zone unknown (time zone column: 'Mars/Olympus' is not an IANA time zone name"
     )
     assert rows[4]["reason"].startswith("held: time zone unknown (toll-free North American number")
-    ledger = Ledger(open_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    ledger = Ledger(open_ledger_engine(db_url))
     groups = {(g.zone_key, g.country): g.recipients for g in ledger.pending_groups(1)}
     assert groups == {
         ("America/New_York", "US"): 1,
@@ -170,7 +173,7 @@ def test_import_decides_each_zone_and_the_column_wins(run: Cli, tmp_path: Path) 
     assert status["window"]["held"] == {"unknown_zone": 2, "empty_window": 0}
 
 
-def test_zones_follow_the_number_a_row_falls_back_to(run: Cli, tmp_path: Path) -> None:
+def test_zones_follow_the_number_a_row_falls_back_to(run: Cli, tmp_path: Path, db_url: str) -> None:
     """The import's phone column choice (Mobile over Phone, a per-row fallback, several numbers in
     a cell) and its time zones (the column wins, else the number actually taken) together."""
     run("create", "c", "-o", ORIGIN, "-m", "Hi {name}")
@@ -204,7 +207,7 @@ def test_zones_follow_the_number_a_row_falls_back_to(run: Cli, tmp_path: Path) -
     ]
     assert [r["reason"] for r in rows[:4]] == ["", "", "", ""]
     assert rows[4]["reason"].startswith("held: time zone unknown (time zone column: 'Mars/Olympus'")
-    ledger = Ledger(open_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    ledger = Ledger(open_ledger_engine(db_url))
     groups = {(g.zone_key, g.country): g.recipients for g in ledger.pending_groups(1)}
     assert groups == {
         ("America/Los_Angeles", "US"): 2,
