@@ -20,7 +20,9 @@ PRICE = 0.01  # per part, US
 
 
 def _setup(run: Cli, tmp_path: Path, n: int, *create: str) -> Path:
-    run("create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", *create)
+    run(
+        "create", "c1", "-o", ORIGIN, "-m", "Hi {first_name}", "--no-window", *create
+    )  # promotional: any hour
     lines = ["first_name,phone"] + [f"Sam{i},+1206555{i:04d}" for i in range(n)]
     run("import", "c1", str(write_csv(tmp_path / "c1.csv", "\n".join(lines) + "\n")))
     return write_csv(tmp_path / "prices.csv", f"country,price_per_part\nUS,{PRICE}\n")

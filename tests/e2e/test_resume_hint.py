@@ -18,7 +18,7 @@ SECRET = "pw-s3cr3t"
 
 
 def _campaign(run: Cli, db: str, tmp_path: Path, n: int) -> Path:
-    run("--db", db, "create", "c1", "-o", "+12065550100", "-m", "Hi {name}")
+    run("--db", db, "create", "c1", "-o", "+12065550100", "-m", "Hi {name}", "--no-window")
     lines = ["name,phone"] + [f"Sam{i},+1206555{i:04d}" for i in range(n)]
     run("--db", db, "import", "c1", str(write_csv(tmp_path / "c1.csv", "\n".join(lines) + "\n")))
     return write_csv(tmp_path / "prices.csv", "country,price_per_part\nUS,0.01\n")

@@ -71,7 +71,17 @@ def half_proxy() -> Iterator[tuple[str, type[_Html]]]:
 
 def _campaign(run: Cli, tmp_path: Path) -> None:
     # A configuration set, so the only line on stderr is the one that explains the halt.
-    run("create", "c1", "-o", "+12065550100", "-m", "Hi {name}", "--configuration-set", "default")
+    run(
+        "create",
+        "c1",
+        "-o",
+        "+12065550100",
+        "-m",
+        "Hi {name}",
+        "--configuration-set",
+        "default",
+        "--no-window",
+    )
     lines = ["name,phone"] + [f"Sam{i},+1206555{i:04d}" for i in range(N)]
     run("import", "c1", str(write_csv(tmp_path / "c1.csv", "\n".join(lines) + "\n")))
 
