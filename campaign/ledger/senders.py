@@ -155,6 +155,23 @@ def declare_lost(bind: Engine | Connection, *, timeout: float, by: int | None = 
     return sorted(r.id for r in rows)
 
 
+def declare_campaign_lost(bind: Engine | Connection, campaign_id: int, *, but: int) -> list[int]:
+    """Declare every live sender of the campaign but `but` lost, whatever its heartbeat: on SQLite
+    the campaign's lock decides who is alive, and `but` has just taken it from them."""
+    with transaction(bind) as conn:
+        rows = conn.execute(
+            update(senders)
+            .where(
+                senders.c.campaign_id == campaign_id,
+                senders.c.id != but,
+                senders.c.state == SenderState.LIVE.value,
+            )
+            .values(state=SenderState.LOST.value, lost_at=db_now(), rate=None, rate_note=None)
+            .returning(senders.c.id)
+        ).all()
+    return sorted(r.id for r in rows)
+
+
 def list_senders(
     bind: Engine | Connection, campaign_id: int | None = None, *, include_stopped: bool = False
 ) -> list[SenderInfo]:

@@ -41,7 +41,7 @@ def test_upgrade_from_0004_keeps_the_data(run: Cli, blank_sqlite_or_postgres_url
     _old_ledger(url)
     engine = make_engine(url)
     status = run.json("--db", url, "status", "old", "--json")  # first use upgrades
-    assert current_revision(engine) == head_revision() == "0007"  # 0006, then 0007 on top
+    assert current_revision(engine) == head_revision()  # 0006, then the later ones on top
     assert status["counts"]["sent"] == 1 and status["counts"]["pending"] == 2
     assert status["counts"]["suppressed"] == 0 and status["counts"]["expired"] == 0
     with engine.connect() as conn:
