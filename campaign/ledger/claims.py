@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, event, func, insert, select, update
 
 from campaign.domain import Claim, RecipientState, Settlement, aware, now, sender_alive
 from campaign.ledger import senders as registry
@@ -188,6 +188,24 @@ class ClaimsMixin:
         """Whether several senders may work one campaign (PostgreSQL), or one only (SQLite)."""
         return self.engine.dialect.name != "sqlite"
 
+    def bound_idle_transactions(self, seconds: float) -> None:
+        """On a shared ledger: a session of this process idle inside a transaction for `seconds`
+        is ended by the server. A sender frozen mid-transaction (SIGSTOP, a paused VM) would
+        otherwise hold its row locks - its registry row among them, which the declarers skip -
+        and could never be declared lost. Its transaction rolls back: claims not yet committed
+        were never called."""
+        if not self.shared_ledger:
+            return
+        milliseconds = max(int(seconds * 1000), 100)
+
+        def bound(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET idle_in_transaction_session_timeout = {milliseconds}")
+            dbapi_connection.commit()
+
+        event.listen(self.engine, "connect", bound)
+        self.engine.dispose()  # the pooled connections were opened without it
+
     # -- the sender registry (campaign.ledger.senders) ------------------------------------------
 
     def register_sender(self, campaign_id: int, *, host: str, pid: int) -> int:
@@ -206,6 +224,10 @@ class ClaimsMixin:
         self, campaign_id: int | None = None, *, include_stopped: bool = False
     ) -> list[registry.SenderInfo]:
         return registry.list_senders(self.engine, campaign_id, include_stopped=include_stopped)
+
+    def senders_on_identity(self, identity: str) -> list[registry.SenderInfo]:
+        """The live senders sharing origination identity `identity` (any campaign)."""
+        return registry.live_on_identity(self.engine, identity)
 
     def sweep_lost_senders(self, *, timeout: float, by: int | None = None) -> dict[int, int]:
         """Declare the senders silent for `timeout` seconds lost and turn the claims of every

@@ -253,6 +253,15 @@ class SharedRate:
         while not self.try_acquire(parts):
             self._sleep(max(self.delay_for(parts), 0.001))
 
+    def refund(self, parts: int) -> None:
+        """Give back the slots of a message that was not sent after all (another sender claimed
+        its recipient first): the next message may use them at once, within the grace period."""
+        if parts < 1:
+            return
+        with self._lock:
+            now = self._clock()
+            self._slots.extendleft([now] * parts)
+
     def _ready(self, parts: int) -> float | None:
         """Drop slots too late to use and book until `parts` slots are queued; the local time
         then, or None when the schedule is full."""
