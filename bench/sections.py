@@ -931,4 +931,11 @@ SECTIONS = {
     "controller": section_controller,
     "events": section_events,
     "report": section_report,
+    "multisender": lambda b: _multisender(b),
 }
+
+
+def _multisender(b: Bench) -> None:
+    from bench.multisender import section_multisender  # imports this module: loaded on use
+
+    section_multisender(b)

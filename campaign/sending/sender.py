@@ -235,9 +235,12 @@ class Sender:
             self._locked = True
         try:
             ledger.bound_idle_transactions(max(1.0, opts.sender_timeout / 3))
-            peers = sum(s.state == "live" for s in ledger.list_senders(self.campaign.id))
-            self.sender_id = ledger.register_sender(
+            self.sender_id = me = ledger.register_sender(
                 self.campaign.id, host=self.host, pid=os.getpid()
+            )
+            # This sender's rank among the campaign's live ones (senders started together too).
+            peers = sum(
+                s.state == "live" and s.id < me for s in ledger.list_senders(self.campaign.id)
             )
             recovered = ledger.recover_orphans(
                 self.campaign.id, sender_id=self.sender_id, timeout=opts.sender_timeout
