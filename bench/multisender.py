@@ -152,13 +152,19 @@ class _MultiSender:
             procs = self._senders(url, sim, ["kill"] * 3, SIM_MPS, liveness=False)
             try:
                 time.sleep(KILL_AFTER_S)
-                victim = procs[0]
-                sender_id = self._scalar(url, f"SELECT id FROM senders WHERE pid = {victim.pid}")
                 waited = time.monotonic()
-                while not self._scalar(url, self._sending(sender_id)):  # mid-call, for sure
+                by_pid = {p.pid: p for p in procs}
+                victim = None
+                while victim is None:  # a sender mid-call, for sure
+                    sender_id = self._scalar(
+                        url, "SELECT sender_id FROM recipients WHERE state = 'sending' LIMIT 1"
+                    )
+                    pid = self._scalar(url, f"SELECT pid FROM senders WHERE id = {sender_id}")
+                    victim = by_pid.get(pid)
                     if time.monotonic() - waited > 60:
-                        raise BenchError("the sender to kill never had a call in flight")
+                        raise BenchError("no sender had a call in flight")
                     time.sleep(0.01)
+                procs = [victim, *(p for p in procs if p is not victim)]
                 victim.kill()
                 victim.wait()
                 killed = time.monotonic()
@@ -175,9 +181,10 @@ class _MultiSender:
                     "AND state = 'unknown'",
                 )
             finally:
-                for proc in procs[1:]:
-                    proc.send_signal(signal.SIGINT)
-                for proc in procs[1:]:
+                for proc in procs:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGINT)
+                for proc in procs:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         proc.communicate(timeout=60)
         print(

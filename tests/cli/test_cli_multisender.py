@@ -98,3 +98,15 @@ def test_a_bad_liveness_setting_is_one_line(
         "Error: CAMPAIGN_SENDER_TIMEOUT_SECONDS must be a positive number of seconds, not '-1'"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_edit_refuses_while_a_sender_beats_on_a_shared_ledger(run: Cli, postgres_url: str) -> None:
+    campaign(run, postgres_url)
+    engine = open_ledger_engine(postgres_url)
+    ledger = Ledger(engine)
+    sender = ledger.register_sender(ledger.get_campaign("c1").id, host="host-a", pid=101)
+    result = run("--db", postgres_url, "edit", "c1", "--ttl", "600", code=1)
+    assert "is being sent right now (pid 101 on host-a)" in result.stderr
+    ledger.stop_sender(sender)
+    run("--db", postgres_url, "edit", "c1", "--ttl", "600")
+    engine.dispose()
