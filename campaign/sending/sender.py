@@ -199,6 +199,7 @@ class Sender:
         self._buffer: deque[Claim] = deque()
         self._cursor = 0
         self._wrap = False  # started mid-campaign (_spread_start): read from the start once done
+        self._pass_progress = 0  # recipients claimed or missed in this pass over the ids
         self._exhausted = False
         self._retries: list[_Retry] = []
         self._seq = itertools.count()
@@ -234,7 +235,7 @@ class Sender:
             )
             self._locked = True
         try:
-            ledger.bound_idle_transactions(max(1.0, opts.sender_timeout / 3))
+            ledger.bound_idle_transactions(max(IDLE_TRANSACTION_FLOOR, opts.sender_timeout / 3))
             self.sender_id = me = ledger.register_sender(
                 self.campaign.id, host=self.host, pid=os.getpid()
             )
@@ -460,11 +461,15 @@ class Sender:
         free = opts.concurrency - len(self._flight)
         batch: list[tuple[Claim, int]] = []
         batch_cost = Decimal(0)  # estimated cost of `batch`, for --budget
+        in_batch: set[int] = set()
+        retrying = {r.claim.recipient_id for r in self._retries}
         while free > len(batch):
             candidate = self._next_candidate()
             if candidate is None:
                 return batch, self._retry_wait()
             claim, tries = candidate
+            if self._taken(claim, tries, in_batch, retrying):
+                continue
             if (
                 not tries
                 and opts.limit is not None
@@ -486,7 +491,23 @@ class Sender:
             else:
                 self._buffer.popleft()
             batch.append((claim, tries))
+            in_batch.add(claim.recipient_id)
         return batch, None
+
+    def _taken(self, claim: Claim, tries: int, in_batch: set[int], retrying: set[int]) -> bool:
+        """Drop a candidate already in this batch or in flight: read again after the ids wrapped
+        around (a shared ledger), or a queued retry whose recipient was claimed again meanwhile;
+        and one read again while it waits in this run's retry queue. A recipient is never passed
+        to two calls at once."""
+        rid = claim.recipient_id
+        queued = not tries and rid in retrying
+        if rid not in self._flight and rid not in in_batch and not queued:
+            return False
+        if tries:
+            heapq.heappop(self._retries)
+        else:
+            self._buffer.popleft()
+        return True
 
     def _cost_within_budget(
         self, claim: Claim, budget: Decimal, batch_cost: Decimal
@@ -522,6 +543,7 @@ class Sender:
         )
         self._outcomes.clear()
         claimed_ids = {c.recipient_id for c in claimed}
+        self._pass_progress += len(batch)
         missed = self._missed(batch, claimed_ids)
         if claimed_ids and not self._may_start_calls():
             # Declared lost (or cut off) while claiming: these calls were never made.
@@ -532,8 +554,8 @@ class Sender:
             )
             return missed
         for claim, tries in batch:
-            if claim.recipient_id not in claimed_ids:
-                continue  # no longer pending (changed under us): never call
+            if claim.recipient_id not in claimed_ids or claim.recipient_id in self._flight:
+                continue  # no longer pending (changed under us), or called already: never call
             if not tries:
                 self.stats.claimed += 1
             request = build_request(self.campaign, claim, self._body(claim), dry_run=dry_run)
@@ -571,6 +593,12 @@ class Sender:
                 self._buffer.extend(batch)
             elif self._wrap:  # started mid-campaign: now the ids before the start
                 self._wrap = False
+                self._cursor = 0
+                return self._next_candidate()
+            elif self._pass_progress and self.ledger.shared_ledger and not self.options.sample:
+                # Other senders skipped rows here (locked by a claim of theirs, which may have
+                # rolled back): read the campaign once more, until a pass finds nothing to do.
+                self._pass_progress = 0
                 self._cursor = 0
                 return self._next_candidate()
             else:
@@ -730,6 +758,10 @@ class Sender:
             self.stop_requested.wait(min(opts.heartbeat_seconds, 1.0))
 
 
+# A session idle inside a transaction this long (at least) is ended by the server: a frozen sender's
+# locks are released. Not shorter: a busy sender's loop thread can wait a while for the GIL
+# between two statements of one transaction.
+IDLE_TRANSACTION_FLOOR = 5.0
 # The throttle control raises the shared rate at most this often (a cut is written at once).
 SHARED_RATE_PUSH_SECONDS = 0.25
 # A sender whose heartbeat has failed for this share of the liveness timeout starts no new call:

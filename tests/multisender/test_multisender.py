@@ -28,6 +28,7 @@ HEARTBEAT, TIMEOUT = 0.5, 3.0
 LIVENESS = {
     "CAMPAIGN_HEARTBEAT_SECONDS": str(HEARTBEAT),
     "CAMPAIGN_SENDER_TIMEOUT_SECONDS": str(TIMEOUT),
+    "CAMPAIGN_DEBUG": "1",  # a traceback if anything goes wrong
 }
 
 
