@@ -595,9 +595,10 @@ class Sender:
                 self._wrap = False
                 self._cursor = 0
                 return self._next_candidate()
-            elif self._pass_progress and self.ledger.shared_ledger and not self.options.sample:
-                # Other senders skipped rows here (locked by a claim of theirs, which may have
-                # rolled back): read the campaign once more, until a pass finds nothing to do.
+            elif self._pass_progress and self.ledger.shared_ledger and not self.options.dry_run:
+                # Rows may have been skipped as locked by another sender's claim, which may have
+                # rolled back: read the campaign once more, until a pass finds nothing to do (a dry
+                # run leaves everyone pending: one pass).
                 self._pass_progress = 0
                 self._cursor = 0
                 return self._next_candidate()

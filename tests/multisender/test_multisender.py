@@ -218,3 +218,15 @@ def test_two_campaigns_on_one_identity_share_its_mps(
     with engine.connect() as conn:
         row = conn.execute(select(rate_limits.c.identity, rate_limits.c.mps)).one()
     assert tuple(row) == ("+12065550100", 50.0)
+
+
+def test_a_dry_run_on_postgresql_calls_each_recipient_once(
+    run: Cli, postgres_url: str, engine: Engine, sim: Simulator, tmp_path: Path
+) -> None:
+    """A dry run leaves everyone pending: the sender must not read the campaign again and again."""
+    make_campaign(run, postgres_url, tmp_path, "c1", 12)
+    (result,) = finish(senders_of(postgres_url, sim, "c1", 1, "--dry-run"))
+    assert result[0] == 0, result
+    calls = [a["context"]["recipient"] for a in sim.accepted(dry_run=True)]
+    assert len(calls) == 12 and len(set(calls)) == 12
+    assert counts(engine) == {"pending": 12}
