@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, event, func, insert, select, text, update
 
 from campaign.domain import Claim, RecipientState, Settlement, aware, now, sender_alive
 from campaign.ledger import senders as registry
@@ -205,6 +205,35 @@ class ClaimsMixin:
 
         event.listen(self.engine, "connect", bound)
         self.engine.dispose()  # the pooled connections were opened without it
+
+    def refresh_claim_statistics(self) -> bool:
+        """On PostgreSQL: ANALYZE recipients when its statistics are missing or stale (a fresh
+        import, before autovacuum gets to it). Without them the planner reads the whole table for
+        every claim: measured 240 ms a claim on 1,150 fresh rows, 1 ms after ANALYZE. One of the
+        senders starting together does it (an advisory lock); the others go on. Returns whether
+        it ran."""
+        if self.engine.dialect.name != "postgresql":
+            return False
+        with self.engine.begin() as conn:
+            stats = conn.execute(
+                text(
+                    "SELECT n_live_tup, n_mod_since_analyze, "
+                    "coalesce(last_analyze, last_autoanalyze) IS NULL AS never "
+                    "FROM pg_stat_user_tables WHERE relname = 'recipients' "
+                    "AND schemaname = current_schema()"
+                )
+            ).first()
+            stale = (
+                stats is None
+                or stats.never
+                or stats.n_mod_since_analyze > max(1000, 0.2 * stats.n_live_tup)
+            )
+            if not stale:
+                return False
+            if not conn.execute(text("SELECT pg_try_advisory_xact_lock(8100923)")).scalar():
+                return False  # another sender is analyzing it right now
+            conn.execute(text("ANALYZE recipients"))
+        return True
 
     # -- the sender registry (campaign.ledger.senders) ------------------------------------------
 

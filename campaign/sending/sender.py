@@ -246,6 +246,7 @@ class Sender:
             recovered = ledger.recover_orphans(
                 self.campaign.id, sender_id=self.sender_id, timeout=opts.sender_timeout
             )
+            ledger.refresh_claim_statistics()
             if ledger.shared_ledger and not opts.dry_run:
                 self.limiter = self._shared_rate()
             self._spread_start(peers)

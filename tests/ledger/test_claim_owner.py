@@ -250,3 +250,14 @@ def test_concurrent_senders_never_claim_one_recipient_twice(postgres_url: str) -
     assert set(states(ledger, campaign).values()) == {S.SENT}
     assert set(owners(ledger, campaign.id).values()) == set(by_sender)
     engine.dispose()
+
+
+def test_claim_statistics_are_refreshed_once_when_missing(ledger: Ledger) -> None:
+    """A fresh import has no planner statistics on PostgreSQL: the sender's start gathers them
+    (without, each claim read the whole table), and not again while they are fresh."""
+    add_campaign(ledger, pending=20)
+    if not ledger.shared_ledger:
+        assert ledger.refresh_claim_statistics() is False  # SQLite: nothing to do
+        return
+    assert ledger.refresh_claim_statistics() is True
+    assert ledger.refresh_claim_statistics() is False
