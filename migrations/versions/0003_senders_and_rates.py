@@ -44,7 +44,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("senders", schema=None) as batch_op:
         batch_op.create_index("ix_senders_campaign_state", ["campaign_id", "state"], unique=False)
-        batch_op.create_index("ix_senders_state_heartbeat", ["state", "heartbeat_at"], unique=False)
+        batch_op.create_index(
+            "ix_senders_state_heartbeat", ["state", "heartbeat_at"], unique=False
+        )
 
     op.create_table(
         "rate_limits",

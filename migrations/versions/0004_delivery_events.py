@@ -23,7 +23,9 @@ def upgrade() -> None:
     # recipients; batch mode would copy the whole table on SQLite.
     op.add_column("recipients", sa.Column("delivery", sa.String(length=16), nullable=True))
     op.add_column("recipients", sa.Column("delivery_reason", sa.Text(), nullable=True))
-    op.add_column("recipients", sa.Column("delivery_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "recipients", sa.Column("delivery_at", sa.DateTime(timezone=True), nullable=True)
+    )
     op.add_column("recipients", sa.Column("charged", sa.Float(), nullable=True))
     op.create_index(
         "ix_recipients_message_id",
