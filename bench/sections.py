@@ -1075,4 +1075,11 @@ SECTIONS = {
     "events": section_events,
     "report": section_report,
     "pg-import": section_pg_import,
+    "multisender": lambda b: _multisender(b),
 }
+
+
+def _multisender(b: Bench) -> None:
+    from bench.multisender import section_multisender  # imports this module: loaded on use
+
+    section_multisender(b)

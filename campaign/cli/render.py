@@ -128,6 +128,7 @@ def render_status(status: CampaignStatus) -> str:
             f"{'has' if counts['unknown'] == 1 else 'have'} an unknown outcome (the sender stopped "
             "mid-call); they are not re-sent unless you run `send --retry-unknown`."
         )
+    lines += render_senders(status)
     last = status.last_run
     if last and live is None:
         lines.append(
@@ -138,6 +139,32 @@ def render_status(status: CampaignStatus) -> str:
             + (_crashed(counts["sending"]) if status.last_run_crashed else "")
         )
     return "\n".join(lines)
+
+
+def render_senders(status: CampaignStatus) -> list[str]:
+    """The sender registry's rows: each live sender (host, pid, its rate, last heartbeat), and
+    the lost ones. Nothing when one sender runs alone and beats (the `Sending now` line says it)."""
+    senders = status.senders
+    live = [s for s in senders if s.state.value == "live"]
+    lost = [s for s in senders if s.state.value == "lost"]
+    if len(live) <= 1 and not lost and all(s.silent_for < 60 for s in live):
+        return []
+    lines = [f"Senders: {count(len(live), 'live sender')}, {len(lost)} lost"]
+    for s in live:
+        rate = f"{s.rate:.1f} parts/s" if s.rate is not None else "no rate yet"
+        silent = f", silent for {s.silent_for:.0f}s" if s.silent_for >= 15 else ""
+        lines.append(
+            f"  {s.id:>4}  live  pid {s.pid} on {s.host}: {rate}"
+            + (f" ({s.rate_note})" if s.rate_note else "")
+            + f", last heartbeat {s.heartbeat_at:%H:%M:%S} UTC{silent}"
+        )
+    for s in lost:
+        at = f" at {s.lost_at:%H:%M:%S} UTC" if s.lost_at else ""
+        lines.append(
+            f"  {s.id:>4}  lost  pid {s.pid} on {s.host}: declared lost{at}, "
+            f"silent since {s.heartbeat_at:%H:%M:%S} UTC (its calls in flight became unknown)"
+        )
+    return lines
 
 
 def _crashed(in_flight: int) -> str:

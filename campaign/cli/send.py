@@ -482,6 +482,9 @@ class _ProgressBar:
             "throttled": throttle_note(control) if control else stats.throttles,
             "parts/s": f"{stats.parts_per_second():.1f}",
         }
+        if stats.joint_parts_per_second is not None:
+            # Several senders on one shared ledger: every live sender on the identity together.
+            postfix["joint parts/s"] = f"{stats.joint_parts_per_second:.1f}"
         if stats.spend:
             postfix["spend"] = f"${stats.spend:.2f}"
         self.bar.set_postfix(postfix, refresh=False)

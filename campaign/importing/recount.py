@@ -35,6 +35,7 @@ def edit_campaign(
             f"campaign {campaign.name!r} is being sent right now (pid {campaign.sender_pid}); "
             "stop that send before editing it"
         )
+    _refuse_while_senders_beat(ledger, campaign)
     template_text = changes.get("template", campaign.template)
     safe = changes.get("gsm_safe", campaign.gsm_safe)
     if template_text == campaign.template and safe == campaign.gsm_safe:
@@ -71,3 +72,19 @@ def edit_campaign(
             updates.append((state, reason, parts, encoding, recipient_id))
     ledger.apply_recount(campaign.id, changes, updates, ucs2_totals_rows(totals))
     return RecountSummary(len(updates), before, after, invalid)
+
+
+def _refuse_while_senders_beat(ledger: Ledger, campaign: Campaign) -> None:
+    """On a shared ledger senders hold no lock: a registered sender that still beats is sending."""
+    if not ledger.shared_ledger:
+        return
+    from campaign.ledger.claims import SENDER_TIMEOUT
+
+    live = [s for s in ledger.list_senders(campaign.id) if s.state.value == "live"]
+    beating = [s for s in live if s.silent_for <= SENDER_TIMEOUT]
+    if beating:
+        who = ", ".join(f"pid {s.pid} on {s.host}" for s in beating)
+        raise UserError(
+            f"campaign {campaign.name!r} is being sent right now ({who}); "
+            "stop those sends before editing it"
+        )

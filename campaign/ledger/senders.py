@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from campaign.domain import aware
 from campaign.errors import UserError
 from campaign.ledger.engine import db_now, transaction
-from campaign.ledger.tables import senders
+from campaign.ledger.tables import campaigns, senders
 
 
 class SenderState(enum.StrEnum):
@@ -155,6 +155,23 @@ def declare_lost(bind: Engine | Connection, *, timeout: float, by: int | None = 
     return sorted(r.id for r in rows)
 
 
+def declare_campaign_lost(bind: Engine | Connection, campaign_id: int, *, but: int) -> list[int]:
+    """Declare every live sender of the campaign but `but` lost, whatever its heartbeat: on SQLite
+    the campaign's lock decides who is alive, and `but` has just taken it from them."""
+    with transaction(bind) as conn:
+        rows = conn.execute(
+            update(senders)
+            .where(
+                senders.c.campaign_id == campaign_id,
+                senders.c.id != but,
+                senders.c.state == SenderState.LIVE.value,
+            )
+            .values(state=SenderState.LOST.value, lost_at=db_now(), rate=None, rate_note=None)
+            .returning(senders.c.id)
+        ).all()
+    return sorted(r.id for r in rows)
+
+
 def list_senders(
     bind: Engine | Connection, campaign_id: int | None = None, *, include_stopped: bool = False
 ) -> list[SenderInfo]:
@@ -187,3 +204,20 @@ def _sender_info(row: Any) -> SenderInfo:
         rate_note=row.rate_note,
         silent_for=max(0.0, (checked_at - heartbeat_at).total_seconds()),
     )
+
+
+def live_on_identity(bind: Engine | Connection, identity: str) -> list[SenderInfo]:
+    """The live senders of every campaign sending from origination identity `identity` (they share
+    its MPS), oldest first."""
+    query = (
+        select(senders, db_now().label("checked_at"))
+        .join(campaigns, campaigns.c.id == senders.c.campaign_id)
+        .where(
+            campaigns.c.origination_identity == identity,
+            senders.c.state == SenderState.LIVE.value,
+        )
+        .order_by(senders.c.id)
+    )
+    with transaction(bind) as conn:
+        rows = conn.execute(query).all()
+    return [_sender_info(row) for row in rows]

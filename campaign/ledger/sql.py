@@ -32,6 +32,7 @@ from campaign.ledger.errors import LedgerError
 
 SENDING = RecipientState.SENDING.value
 PENDING = RecipientState.PENDING.value
+LIVE = "live"  # campaign.ledger.senders.SenderState.LIVE (that module imports this one's package)
 
 
 @dataclass(frozen=True)
@@ -129,15 +130,59 @@ def recount_pending(
 # -- the send path -----------------------------------------------------------------------------------
 
 
-def claim_pending(conn: Connection, ids: Sequence[int], stamp: datetime) -> set[int]:
-    """pending -> sending for `ids`, counting the attempt; returns the ids that were still pending."""
+def claim_pending(
+    conn: Connection,
+    ids: Sequence[int],
+    stamp: datetime,
+    *,
+    campaign_id: int | None = None,
+    sender_id: int | None = None,
+) -> set[int]:
+    """pending -> sending for `ids`, owned by `sender_id`, counting the attempt; returns the ids that
+    were still pending (and so are now this sender's).
+
+    With a sender, nothing is claimed unless it is still `live` in the registry (one declared lost
+    claims nothing more). On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED` in the same
+    statement, so senders claiming at once never wait for each other and never share a row; the
+    sender's registry row is read `FOR SHARE`, so it cannot be declared lost while its claim is
+    being written (the declarer skips it and declares it on its next sweep, recovering the claim)."""
     p = Params(conn.dialect.paramstyle)
-    rows = conn.exec_driver_sql(
-        f"UPDATE recipients SET state = '{SENDING}', attempts = attempts + 1, "
-        f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
-        f"AND state = '{PENDING}' RETURNING id",
-        (dialect_of(conn).time(stamp), *ids),
-    ).all()
+    stamp_arg = dialect_of(conn).time(stamp)
+    if dialect_of(conn) is POSTGRESQL and campaign_id is not None:
+        sets = f"state = '{SENDING}', sender_id = {p.one()}, attempts = recipients.attempts + 1, "
+        sets += f"updated_at = {p.one()}"
+        args: list[Any] = [sender_id, stamp_arg]
+        pick = (
+            f"SELECT id FROM recipients WHERE campaign_id = {p.one()} AND state = '{PENDING}' "
+            f"AND id IN ({p.many(len(ids))})"
+        )
+        args += [campaign_id, *ids]
+        if sender_id is not None:
+            pick += (
+                f" AND EXISTS (SELECT 1 FROM senders WHERE senders.id = {p.one()} "
+                f"AND senders.state = '{LIVE}' FOR SHARE)"
+            )
+            args.append(sender_id)
+        pick += f" ORDER BY id LIMIT {p.one()} FOR UPDATE SKIP LOCKED"
+        args.append(len(ids))
+        rows = conn.exec_driver_sql(
+            f"UPDATE recipients SET {sets} FROM ({pick}) AS picked "
+            f"WHERE recipients.id = picked.id AND recipients.state = '{PENDING}' "
+            "RETURNING recipients.id",
+            tuple(args),
+        ).all()
+        return {r[0] for r in rows}
+    # SQLite: one writer at a time, so the plain UPDATE is already atomic.
+    sql = (
+        f"UPDATE recipients SET state = '{SENDING}', sender_id = {p.one()}, "
+        f"attempts = attempts + 1, updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
+        f"AND state = '{PENDING}'"
+    )
+    args = [sender_id, stamp_arg, *ids]
+    if sender_id is not None:
+        sql += f" AND EXISTS (SELECT 1 FROM senders WHERE id = {p.one()} AND state = '{LIVE}')"
+        args.append(sender_id)
+    rows = conn.exec_driver_sql(sql + " RETURNING id", tuple(args)).all()
     return {r[0] for r in rows}
 
 
@@ -174,8 +219,16 @@ def settle_attempts(
     return {r[0] for r in rows}
 
 
-def settle_recipients(conn: Connection, settlements: Sequence[Settlement], stamp: datetime) -> None:
-    """Each settlement's state onto its recipient, only while the recipient is still `sending`.
+def settle_recipients(
+    conn: Connection,
+    settlements: Sequence[Settlement],
+    stamp: datetime,
+    *,
+    sender_id: int | None = None,
+) -> None:
+    """Each settlement's state onto its recipient, only while the recipient is still `sending`
+    and, with `sender_id`, still that sender's claim (fencing: a sender declared lost, whose claims
+    became `unknown` and may have been claimed again, overwrites nothing).
 
     A message id already recorded is kept when the settlement has none."""
     final = [(s, s.state) for s in settlements if s.state is not None]
@@ -186,10 +239,14 @@ def settle_recipients(conn: Connection, settlements: Sequence[Settlement], stamp
     state, state_args = p.case("id", ids, [state.value for _, state in final])
     mid, mid_args = p.case("id", ids, [s.message_id for s, _ in final])
     why, why_args = p.case("id", ids, [s.reason for s, _ in final])
-    conn.exec_driver_sql(
+    sql = (
         f"UPDATE recipients SET state = {state}, "
         f"message_id = COALESCE({mid}, message_id), reason = {why}, "
         f"updated_at = {p.one()} WHERE id IN ({p.many(len(ids))}) "
-        f"AND state = '{SENDING}'",
-        (*state_args, *mid_args, *why_args, dialect_of(conn).time(stamp), *ids),
+        f"AND state = '{SENDING}'"
     )
+    args: list[Any] = [*state_args, *mid_args, *why_args, dialect_of(conn).time(stamp), *ids]
+    if sender_id is not None:
+        sql += f" AND sender_id = {p.one()}"
+        args.append(sender_id)
+    conn.exec_driver_sql(sql, tuple(args))

@@ -36,7 +36,6 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-# TEMPORARY: 0009 chained on 0007 in this branch; re-chained over 0008 when merged.
 SCHEMA_REVISION = "0009"
 
 
@@ -320,6 +319,18 @@ suppressions = Table(
 # imports.columns (encoded by campaign.importing.cells: cells joined by U+001F, or JSON).
 recipients.append_column(Column("note", Text))
 recipients.append_column(Column("cells", Text))
+
+# -- several senders on one campaign (revision 0008) --------------------------------------------------
+# The registered sender (`senders.id`) holding a `sending` claim: outcomes are written only while the
+# row is still `sending` and that sender's (fencing), and a lost sender's `sending` rows are found by
+# this small index (rows in flight only). NULL on rows claimed before 0008.
+recipients.append_column(Column("sender_id", Integer))
+Index(
+    "ix_recipients_sending_owner",
+    recipients.c.sender_id,
+    sqlite_where=recipients.c.state == "sending",
+    postgresql_where=recipients.c.state == "sending",
+)
 
 # -- a budget on the campaign (revision 0009) --------------------------------------------------------
 # US dollars as exact decimal text (like max_price); the sender holds every run of the campaign

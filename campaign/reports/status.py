@@ -16,10 +16,13 @@ from typing import Any
 from campaign.audience.gate import Holdback, campaign_policy, holdback
 from campaign.domain import ALL_STATES, RecipientState, RunInfo, now, sender_alive
 from campaign.ledger import Ledger
+from campaign.ledger.claims import SENDER_TIMEOUT
 from campaign.ledger.events import DeliveryCounts, UnknownOutcomes
+from campaign.ledger.senders import SenderInfo, SenderState
 from campaign.pricing import PriceTable, classes_cost
 
 RATE_WINDOW_SECONDS = 10.0
+LOST_SENDERS_SHOWN = 5  # the most recent lost senders `status` lists
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class CampaignStatus:
     window: Holdback | None = None  # pending recipients by what their window says now
     deadline: datetime | None = None
     budget: Decimal | None = None  # the campaign's budget over all its sends (revision 0009)
+    # The sender registry: the live senders, then the most recent lost ones (issue 9).
+    senders: tuple[SenderInfo, ...] = ()
 
     @property
     def recipients(self) -> int:
@@ -149,7 +154,32 @@ class CampaignStatus:
             info.update(
                 self.delivery.to_json()
             )  # docs/contract.md: "delivery" and the charged spend
+        info["senders"] = [sender_json(s) for s in self.senders]
         return info
+
+
+def sender_json(s: SenderInfo) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "host": s.host,
+        "pid": s.pid,
+        "state": s.state.value,
+        "rate_parts_per_second": s.rate,
+        "rate_note": s.rate_note,
+        "started_at": _text(s.started_at),
+        "heartbeat": _text(s.heartbeat_at),
+        "silent_seconds": round(s.silent_for, 1),
+        "silent_past_timeout": s.state is SenderState.LIVE and s.silent_for > SENDER_TIMEOUT,
+        "lost_at": _text(s.lost_at),
+    }
+
+
+def campaign_senders(ledger: Ledger, campaign_id: int) -> tuple[SenderInfo, ...]:
+    """The campaign's live senders, and its most recent lost ones."""
+    found = ledger.list_senders(campaign_id)
+    live = [s for s in found if s.state is SenderState.LIVE]
+    lost = [s for s in found if s.state is SenderState.LOST][-LOST_SENDERS_SHOWN:]
+    return (*live, *lost)
 
 
 def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None) -> CampaignStatus:
@@ -157,13 +187,22 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
     tally = ledger.state_counts(campaign.id)
     parts_pending = tally.parts[RecipientState.PENDING] + tally.parts[RecipientState.SENDING]
     live = None
-    if sender_alive(campaign):
+    registered = campaign_senders(ledger, campaign.id)
+    # On a shared ledger there is no lock: the newest live sender that is not silent stands for
+    # them all (`senders` lists each); the rate is the campaign's, from every sender's attempts.
+    beating = [
+        s
+        for s in registered
+        if s.state is SenderState.LIVE and s.silent_for <= SENDER_TIMEOUT and ledger.shared_ledger
+    ]
+    if sender_alive(campaign) or beating:
         messages, parts = ledger.recent_rate(campaign.id, RATE_WINDOW_SECONDS)
         rate = parts / RATE_WINDOW_SECONDS
+        newest = beating[-1] if beating and not sender_alive(campaign) else None
         live = LiveSender(
-            pid=campaign.sender_pid,
-            host=campaign.sender_host or socket.gethostname(),
-            heartbeat=campaign.sender_heartbeat,
+            pid=newest.pid if newest else campaign.sender_pid,
+            host=newest.host if newest else campaign.sender_host or socket.gethostname(),
+            heartbeat=newest.heartbeat_at if newest else campaign.sender_heartbeat,
             parts_per_second=rate,
             messages_per_second=messages / RATE_WINDOW_SECONDS,
             eta_seconds=parts_pending / rate if rate > 0 else None,
@@ -191,6 +230,7 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         window=holdback(ledger.pending_groups(campaign.id), campaign_policy(campaign), now()),
         deadline=campaign.deadline,
         budget=campaign.budget,
+        senders=registered,
     )
 
 

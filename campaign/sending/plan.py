@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from campaign.aws.sms import ClientSettings, OriginationInfo, make_client
 from campaign.domain import Campaign, Claim, PartsClass
+from campaign.errors import UserError
 from campaign.ledger import Ledger
+from campaign.ledger.claims import SENDER_TIMEOUT
 from campaign.pricing import PriceTable, classes_cost
 from campaign.sending.callers import Caller, ProcessCaller, ThreadCaller
 from campaign.sending.pacing import DRY_RUN_MAX_MPS, concurrency_for, default_mps
-from campaign.sending.sender import SendOptions
+from campaign.sending.sender import HEARTBEAT_SECONDS, SendOptions
 
 EXPECTED_LATENCY_S = 0.3  # one call's round trip, for the default concurrency (Little's law)
 # One process makes roughly 300-400 calls/s; past this many calls/s, spread the calls.
@@ -96,6 +98,9 @@ class SendPlan:
     processes: int  # 0: the calls are made from this process's threads
     classes: tuple[PartsClass, ...]  # the pending recipients when the plan was made
     sample: tuple[Claim, ...] | None
+    # Liveness in the sender registry (CAMPAIGN_HEARTBEAT_SECONDS, CAMPAIGN_SENDER_TIMEOUT_SECONDS).
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    sender_timeout: float = SENDER_TIMEOUT
 
     @property
     def client(self) -> ClientSettings:
@@ -118,6 +123,8 @@ class SendPlan:
             budget=r.budget,
             prices=r.prices,
             sample=self.sample,
+            heartbeat_seconds=self.heartbeat_seconds,
+            sender_timeout=self.sender_timeout,
         )
 
     def workload(self, classes: Sequence[PartsClass] | None = None) -> Workload:
@@ -160,7 +167,38 @@ def plan_send(
     if request.sample is not None:
         per_class = max(1, math.ceil(request.sample / max(len(classes), 1)))
         sample = tuple(ledger.sample_recipients(campaign.id, per_class))
-    return SendPlan(campaign, request, rate, concurrency, processes, classes, sample)
+    heartbeat, timeout = liveness_from_env()
+    return SendPlan(
+        campaign, request, rate, concurrency, processes, classes, sample, heartbeat, timeout
+    )
+
+
+def liveness_from_env(env: Mapping[str, str] | None = None) -> tuple[float, float]:
+    """(heartbeat, timeout) in seconds: how often a sender stamps itself live in the registry,
+    and after how long without it a live peer declares it lost (its claims become `unknown`).
+    The defaults (5 s, 30 s) suit production; tests and benchmarks shorten them."""
+    env = os.environ if env is None else env
+    heartbeat = _seconds(env, "CAMPAIGN_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+    timeout = _seconds(env, "CAMPAIGN_SENDER_TIMEOUT_SECONDS", SENDER_TIMEOUT)
+    if timeout < 3 * heartbeat:
+        raise UserError(
+            f"CAMPAIGN_SENDER_TIMEOUT_SECONDS ({timeout:g}) must be at least 3 heartbeats "
+            f"(CAMPAIGN_HEARTBEAT_SECONDS is {heartbeat:g}): a live sender would be declared lost"
+        )
+    return heartbeat, timeout
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UserError(f"{name} must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def pending_totals(classes: Sequence[PartsClass]) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import os
 import queue
 import secrets
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from campaign.aws.sms import build_request
 from campaign.domain import (
@@ -50,7 +51,10 @@ from campaign.domain import (
 )
 from campaign.errors import ExitCode, UserError, count
 from campaign.ledger import Ledger
+from campaign.ledger.claims import SENDER_TIMEOUT
 from campaign.ledger.engine import LedgerStorageError
+from campaign.ledger.rates import SharedRate
+from campaign.ledger.senders import SenderLost
 from campaign.message import Template, gsm_safe
 from campaign.pricing import PriceTable, classes_cost, cost_of
 from campaign.sending.admission import Admission, Check, Waiting
@@ -114,6 +118,10 @@ class SendOptions:
     budget: Decimal | None = None
     prices: PriceTable | None = None
     sample: tuple[Claim, ...] | None = None  # dry-run these recipients only (stratified sample)
+    # Liveness in the sender registry: a heartbeat this often; a sender silent for
+    # `sender_timeout` seconds is declared lost by a live one (its claims become `unknown`).
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    sender_timeout: float = SENDER_TIMEOUT
 
 
 @dataclass
@@ -140,6 +148,9 @@ class SendStats:
     waiting: Waiting | None = None  # what the run waits for (or waited for, when it stopped)
     # The throttle control at the end of the run: the share throttled, its verdict and why.
     control: ControlStatus | None = None
+    # On a shared ledger: every live sender's rate on this origination identity, summed (from
+    # the registry, as of the last heartbeat). None on SQLite.
+    joint_parts_per_second: float | None = None
 
     @property
     def done(self) -> int:
@@ -203,12 +214,20 @@ class Sender:
         self.stats = SendStats()
         self.template = Template.parse(campaign.template)
         self.adaptive = AdaptiveRate(options.mps, clock=clock)
-        self.limiter = PartsRateLimiter(options.mps, clock=clock)
+        # The local bucket on SQLite; on a shared ledger the identity's schedule row (acquire()).
+        self.limiter: PartsRateLimiter | SharedRate = PartsRateLimiter(options.mps, clock=clock)
+        self._pushed_rate = options.mps  # the adaptive rate last handed to the limiter
+        self._pushed_at = 0.0
+        self.sender_id: int | None = None  # in the sender registry (acquire())
+        self._locked = False  # holds the campaign's SQLite lock
+        self._liveness: _Liveness | None = None
         self.token = secrets.token_hex(16)
         self.host = socket.gethostname()
         self.run_id = 0
         self._buffer: deque[Claim] = deque()
         self._cursor = 0
+        self._wrap = False  # started mid-campaign (_spread_start): read from the start once done
+        self._pass_progress = 0  # recipients claimed or missed in this pass over the ids
         self._exhausted = False
         self._retries: list[_Retry] = []
         self._seq = itertools.count()
@@ -240,15 +259,79 @@ class Sender:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def acquire(self) -> int:
-        """Take the campaign's sender lock and recover what a dead sender left. Returns how many
-        claims were found orphaned (now `unknown`)."""
-        self.ledger.acquire_sender(
-            self.campaign.id, token=self.token, pid=os.getpid(), host=self.host, is_alive=pid_alive
-        )
-        return self.ledger.recover_orphans(self.campaign.id)
+        """Register this sender (and on SQLite take the campaign's lock: one sender per campaign),
+        start its heartbeat, and recover what dead senders left. Returns how many claims of this
+        campaign were found orphaned (now `unknown`).
+
+        On a shared ledger (PostgreSQL) there is no lock: several senders may work the campaign,
+        each claim is owned by its sender, and the pace is the identity's shared schedule."""
+        ledger, opts = self.ledger, self.options
+        if not ledger.shared_ledger:
+            ledger.acquire_sender(
+                self.campaign.id,
+                token=self.token,
+                pid=os.getpid(),
+                host=self.host,
+                is_alive=pid_alive,
+            )
+            self._locked = True
+        try:
+            ledger.bound_idle_transactions(max(IDLE_TRANSACTION_FLOOR, opts.sender_timeout / 3))
+            self.sender_id = me = ledger.register_sender(
+                self.campaign.id, host=self.host, pid=os.getpid()
+            )
+            # This sender's rank among the campaign's live ones (senders started together too).
+            peers = sum(
+                s.state == "live" and s.id < me for s in ledger.list_senders(self.campaign.id)
+            )
+            recovered = ledger.recover_orphans(
+                self.campaign.id, sender_id=self.sender_id, timeout=opts.sender_timeout
+            )
+            ledger.refresh_claim_statistics()
+            if ledger.shared_ledger and not opts.dry_run:
+                self.limiter = self._shared_rate()
+            self._spread_start(peers)
+        except BaseException:
+            self.release()
+            raise
+        self._liveness = _Liveness(self)
+        self._liveness.start()
+        return recovered
 
     def release(self) -> None:
-        self.ledger.release_sender(self.campaign.id, self.token)
+        if self._liveness is not None:
+            self._liveness.stop()
+        if self.sender_id is not None:
+            self.ledger.stop_sender(self.sender_id)
+        if self._locked:
+            self.ledger.release_sender(self.campaign.id, self.token)
+            self._locked = False
+        if isinstance(self.limiter, SharedRate):
+            self.limiter.close()
+
+    def _shared_rate(self) -> SharedRate:
+        """The origination identity's schedule row, shared with every sender using it. The first
+        sender on the identity sets its MPS; one joining live senders keeps theirs."""
+        identity = self.campaign.origination_identity
+        others = [s for s in self.ledger.senders_on_identity(identity) if s.id != self.sender_id]
+        shared = SharedRate(self.ledger.engine, identity, self.options.mps)
+        if not others and shared.rate != self.options.mps:
+            shared.set_rate(self.options.mps)
+        return shared
+
+    def _spread_start(self, peers: int) -> None:
+        """On a shared ledger, the k-th sender of a campaign starts reading its pending recipients
+        at fraction k x 0.618 (mod 1) of their ids and wraps around, so that senders seldom reach
+        for the same rows (a collision costs a claim that comes back short, never a duplicate)."""
+        if not self.ledger.shared_ledger or not peers or self.options.sample is not None:
+            return
+        bounds = self.ledger.pending_id_bounds(self.campaign.id)
+        if bounds is None:
+            return
+        low, high = bounds
+        fraction = math.modf(peers * 0.6180339887)[0]
+        self._cursor = low - 1 + int((high - low + 1) * fraction)
+        self._wrap = self._cursor >= low
 
     def run(self) -> SendStats:
         """Send until nothing is pending, or until stopped. The lock must be held (acquire())."""
@@ -270,9 +353,20 @@ class Sender:
         self.caller = self._make_caller()
         try:
             with _switch_interval(SWITCH_INTERVAL):
-                self._loop()
+                try:
+                    self._loop()
+                except DBAPIError:
+                    # Frozen mid-transaction past the liveness timeout: the server ended the
+                    # session, and peers have declared this sender lost. Say that, not the error.
+                    self._raise_if_lost()
+                    raise
+                if self._stopping is None:
+                    self._await_silent_peers()
             # Recipients still waiting for a retry are `pending` in the ledger: nothing to undo.
             self._retries.clear()
+            lost = self._liveness.lost if self._liveness is not None else None
+            if lost is not None:
+                raise lost
             if self._stopping:
                 self.stats.stop = self._stopping
             exit_code = self.stats.stop.exit_code
@@ -291,7 +385,7 @@ class Sender:
             self.stats.control = self.adaptive.status()
             try:
                 if self._outcomes:
-                    self.ledger.settle(self.run_id, self._outcomes)
+                    self.ledger.settle(self.run_id, self._outcomes, sender_id=self.sender_id)
                     self._outcomes.clear()
                 self.ledger.end_run(self.run_id, exit_code, self.stats.halt_reason)
             except (UserError, SQLAlchemyError) as exc:
@@ -365,6 +459,10 @@ class Sender:
         Claims go in small bursts (CLAIM_WINDOW) so that one commit carries several messages;
         outcomes waiting to be committed ride in the same transaction, before the claims. Returns
         True when the run is over: nothing to claim, nothing in flight, no retry queued."""
+        if not self._may_start_calls():
+            # Heartbeats failing (the ledger unreachable), or declared lost: no new call.
+            self._next_launch = now + IDLE_WAIT
+            return False
         wait = self._launch()
         if wait is None and not self._flight and not self._retries:
             return True
@@ -386,15 +484,18 @@ class Sender:
             or now - self._outcomes_since >= SETTLE_MAX_WAIT
             or self._stopping
         ):
-            self.ledger.settle(self.run_id, outcomes)
+            self.ledger.settle(self.run_id, outcomes, sender_id=self.sender_id)
             outcomes.clear()
         if not outcomes:
             self._outcomes_since = 0.0
 
     def _heartbeat_if_due(self, now: float) -> None:
-        if now - self._last_beat >= HEARTBEAT_SECONDS:
-            self.ledger.heartbeat(self.campaign.id, self.token)
-            self._last_beat = now
+        """The heartbeat runs in its own thread (_Liveness); here the loop learns what it found:
+        a sender declared lost stops claiming, waits for its calls in flight and exits."""
+        liveness = self._liveness
+        if liveness is not None and liveness.lost is not None and self._stopping is None:
+            self._stopping = StopReason.INTERRUPTED
+        self._last_beat = now
 
     def _progress_if_due(self, now: float) -> None:
         if self.on_progress and now - self._last_progress >= PROGRESS_SECONDS:
@@ -428,11 +529,15 @@ class Sender:
 
         Returns the seconds until more may go, a stop reason, or None when there is nothing left
         to claim now."""
-        batch, wait = self._take_batch()
-        if batch:
-            self._claim_and_call(batch)
+        for _ in range(3):  # again at once when other senders claimed part of the batch first
+            batch, wait = self._take_batch()
+            if not batch:
+                break
+            missed = self._claim_and_call(batch)
             if wait is None:
                 wait = 0.0
+            if not missed:
+                break
         return wait
 
     def _take_batch(self) -> tuple[list[tuple[Claim, int]], LaunchWait]:
@@ -442,11 +547,15 @@ class Sender:
         free = opts.concurrency - len(self._flight)
         batch: list[tuple[Claim, int]] = []
         batch_cost = Decimal(0)  # estimated cost of `batch`, for --budget
+        in_batch: set[int] = set()
+        retrying = {r.claim.recipient_id for r in self._retries}
         while free > len(batch):
             candidate = self._next_candidate()
             if candidate is None:
                 return batch, self._when_nothing_to_claim(batch)
             claim, tries = candidate
+            if self._taken(claim, tries, in_batch, retrying):
+                continue
             if (
                 not tries
                 and opts.limit is not None
@@ -470,6 +579,7 @@ class Sender:
             else:
                 self._buffer.popleft()
             batch.append((claim, tries))
+            in_batch.add(claim.recipient_id)
         return batch, None
 
     # -- the budgets ----------------------------------------------------------------------------
@@ -495,6 +605,21 @@ class Sender:
                 f"campaign's budget (${self.campaign.budget}) cannot be held; add their countries "
                 "to the table"
             )
+
+    def _taken(self, claim: Claim, tries: int, in_batch: set[int], retrying: set[int]) -> bool:
+        """Drop a candidate already in this batch or in flight: read again after the ids wrapped
+        around (a shared ledger), or a queued retry whose recipient was claimed again meanwhile;
+        and one read again while it waits in this run's retry queue. A recipient is never passed
+        to two calls at once."""
+        rid = claim.recipient_id
+        queued = not tries and rid in retrying
+        if rid not in self._flight and rid not in in_batch and not queued:
+            return False
+        if tries:
+            heapq.heappop(self._retries)
+        else:
+            self._buffer.popleft()
+        return True
 
     def _cost_within_budget(self, claim: Claim, batch_cost: Decimal) -> Decimal | float | None:
         """The claim's estimated cost when it fits the budgets, counting the calls in flight and
@@ -547,9 +672,9 @@ class Sender:
             if spent:
                 self._spent += cost
 
-    def _claim_and_call(self, batch: list[tuple[Claim, int]]) -> None:
+    def _claim_and_call(self, batch: list[tuple[Claim, int]]) -> int:
         """Claim `batch` in one commit (with the outcomes waiting to be committed), then start the
-        calls of the recipients actually claimed."""
+        calls of the recipients actually claimed. Returns how many were not claimed."""
         dry_run = self.options.dry_run
         claimed = self.ledger.claim(
             self.campaign.id,
@@ -557,12 +682,23 @@ class Sender:
             [c for c, _ in batch],
             dry_run=dry_run,
             settle=self._outcomes,
+            sender_id=self.sender_id,
         )
         self._outcomes.clear()
         claimed_ids = {c.recipient_id for c in claimed}
+        self._pass_progress += len(batch)
+        missed = self._missed(batch, claimed_ids)
+        if claimed_ids and not self._may_start_calls():
+            # Declared lost (or cut off) while claiming: these calls were never made.
+            self._outcomes.extend(
+                Settlement(c.recipient_id, AttemptOutcome.ERROR, S.PENDING, None, "not called")
+                for c, _ in batch
+                if c.recipient_id in claimed_ids
+            )
+            return missed
         for claim, tries in batch:
-            if claim.recipient_id not in claimed_ids:
-                continue  # no longer pending (changed under us): never call
+            if claim.recipient_id not in claimed_ids or claim.recipient_id in self._flight:
+                continue  # no longer pending (changed under us), or called already: never call
             if not tries:
                 self.stats.claimed += 1
             request = build_request(self.campaign, claim, self._body(claim), dry_run=dry_run)
@@ -571,6 +707,23 @@ class Sender:
             self._flight[claim.recipient_id] = (claim, self.clock(), tries)
             self._budget_claimed(claim)
             self.caller.submit(claim.recipient_id, request)
+        return missed
+
+    def _missed(self, batch: list[tuple[Claim, int]], claimed_ids: set[int]) -> int:
+        """The candidates another sender claimed first (a shared ledger): their slots go back to
+        the schedule, and when the batch's last one was taken the rest of the buffer is stale
+        (that sender is reading the same ids): read again after it."""
+        missed = [c for c, _ in batch if c.recipient_id not in claimed_ids]
+        if not missed or not self.ledger.shared_ledger:
+            return len(missed)
+        if isinstance(self.limiter, SharedRate):
+            self.limiter.refund(sum(c.parts for c in missed))
+        last, tries = batch[-1]
+        if not tries and last.recipient_id not in claimed_ids and not self.options.sample:
+            self._buffer.clear()
+            self._cursor = last.recipient_id
+            self._exhausted = False
+        return len(missed)
 
     def _next_candidate(self) -> tuple[Claim, int] | None:
         if self.admission is not None and not self._admit():
@@ -590,6 +743,17 @@ class Sender:
             if batch:
                 self._cursor = batch[-1].recipient_id
                 self._buffer.extend(batch)
+            elif self._wrap:  # started mid-campaign: now the ids before the start
+                self._wrap = False
+                self._cursor = 0
+                return self._next_candidate()
+            elif self._pass_progress and self.ledger.shared_ledger and not self.options.dry_run:
+                # Rows may have been skipped as locked by another sender's claim, which may have
+                # rolled back: read the campaign once more, until a pass finds nothing to do (a dry
+                # run leaves everyone pending: one pass).
+                self._pass_progress = 0
+                self._cursor = 0
+                return self._next_candidate()
             else:
                 self._exhausted = True
         if self._buffer:
@@ -657,7 +821,7 @@ class Sender:
         if outcome.throttled:
             self.stats.throttles += 1
             self.adaptive.on_throttle(sent_at)
-            self.limiter.set_rate(self.adaptive.rate)
+            self._follow_adaptive()
         if outcome.decision is Decision.RETRY:
             return self._record_not_sent(claim, tries, outcome)
         self._failing_in_a_row = 0  # an answer about the message itself: the service works
@@ -669,7 +833,7 @@ class Sender:
     def _record_accepted(self, claim: Claim, outcome: Outcome) -> None:
         stats = self.stats
         self.adaptive.on_success(claim.parts)
-        self.limiter.set_rate(self.adaptive.rate)
+        self._follow_adaptive()
         rid = claim.recipient_id
         if self.options.dry_run:
             stats.dry_run_ok += 1
@@ -745,3 +909,137 @@ class Sender:
             stats.unknown += 1
         self._outcomes.append(Settlement(rid, recorded, state, outcome.message_id, reason))
         return None
+
+    # -- several senders: the shared rate, liveness ----------------------------------------------
+
+    def _follow_adaptive(self) -> None:
+        """Hand the throttle control's rate to the limiter: on a shared ledger that is the
+        identity's schedule row, which every sender on it follows (so a cut is written at once,
+        an increase at most 4 times a second)."""
+        rate = self.adaptive.rate
+        if rate == self._pushed_rate:
+            return
+        now = self.clock()
+        shared = isinstance(self.limiter, SharedRate)
+        if shared and rate > self._pushed_rate and now - self._pushed_at < SHARED_RATE_PUSH_SECONDS:
+            return
+        self._pushed_rate, self._pushed_at = rate, now
+        self.limiter.set_rate(rate)
+
+    def _raise_if_lost(self) -> None:
+        liveness = self._liveness
+        if liveness is None:
+            return
+        if liveness.lost is None:
+            liveness.beat()
+        if liveness.lost is not None:
+            raise liveness.lost from None
+
+    def _may_start_calls(self) -> bool:
+        liveness = self._liveness
+        return liveness is None or liveness.healthy()
+
+    def _await_silent_peers(self) -> None:
+        """Nothing left to claim, but other senders of the campaign hold claims and have gone
+        silent (killed, or cut off): wait until they beat again or are declared lost, so that
+        the last sender out leaves no claim `sending` (they become `unknown`)."""
+        liveness = self._liveness
+        if liveness is None or not self.ledger.shared_ledger:
+            return
+        opts = self.options
+        deadline = time.monotonic() + opts.sender_timeout + 2 * opts.heartbeat_seconds
+        silent_for = 2 * opts.heartbeat_seconds
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            if liveness.lost is not None:
+                return
+            if not self.ledger.silent_claims(self.campaign.id, silent_for=silent_for):
+                return
+            if self.on_progress:
+                self.on_progress(self.stats)
+            self.stop_requested.wait(min(opts.heartbeat_seconds, 1.0))
+
+
+# A session idle inside a transaction this long (at least) is ended by the server: a frozen sender's
+# locks are released. Not shorter: a busy sender's loop thread can wait a while for the GIL
+# between two statements of one transaction.
+IDLE_TRANSACTION_FLOOR = 5.0
+# The throttle control raises the shared rate at most this often (a cut is written at once).
+SHARED_RATE_PUSH_SECONDS = 0.25
+# A sender whose heartbeat has failed for this share of the liveness timeout starts no new call:
+# well before its peers may declare it lost.
+PAUSE_AFTER_SHARE = 0.5
+
+
+class _Liveness:
+    """The sender's heartbeat, in a thread of its own (it must go on while the loop waits, and
+    while the user reads the confirmation prompt): every `heartbeat_seconds` it stamps the sender
+    live on the database's clock with its rate, keeps the SQLite lock fresh, and on a shared
+    ledger declares silent peers lost (their claims, and only theirs, become `unknown`).
+
+    `lost` is set once the registry says this sender was declared lost: the loop then stops
+    claiming. `healthy()` is False from then on, and while heartbeats have been failing (the
+    ledger unreachable) for half the liveness timeout: no new call starts."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self.lost: SenderLost | None = None
+        self.last_ok = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="campaign-heartbeat", daemon=True)
+        self._parts_then = 0
+        self._then = time.monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=10)
+
+    def healthy(self) -> bool:
+        opts = self.sender.options
+        fresh = time.monotonic() - self.last_ok < PAUSE_AFTER_SHARE * opts.sender_timeout
+        return self.lost is None and fresh
+
+    def _run(self) -> None:
+        interval = self.sender.options.heartbeat_seconds
+        while not self._stop.wait(interval if self.healthy() else min(interval, 1.0)):
+            self.beat()
+            if self.lost is not None:
+                return
+
+    def beat(self) -> None:
+        sender, ledger = self.sender, self.sender.ledger
+        assert sender.sender_id is not None
+        now = time.monotonic()
+        parts = sender.stats.parts_sent
+        rate = (parts - self._parts_then) / max(now - self._then, 1e-3)
+        self._parts_then, self._then = parts, now
+        try:
+            ledger.sender_heartbeat(sender.sender_id, rate=round(rate, 2), rate_note=self._note())
+            if sender._locked:
+                ledger.heartbeat(sender.campaign.id, sender.token)
+            if ledger.shared_ledger:
+                ledger.sweep_lost_senders(
+                    timeout=sender.options.sender_timeout, by=sender.sender_id
+                )
+                identity = sender.campaign.origination_identity
+                sender.stats.joint_parts_per_second = sum(
+                    s.rate or 0.0 for s in ledger.senders_on_identity(identity)
+                )
+        except SenderLost as lost:
+            self.lost = lost
+            return
+        except Exception:  # the ledger unreachable: try again (no call starts meanwhile)
+            return
+        self.last_ok = time.monotonic()
+
+    def _note(self) -> str:
+        sender = self.sender
+        note = sender.adaptive.status().summary()
+        if isinstance(sender.limiter, SharedRate):
+            note += (
+                f"; shared {sender.limiter.rate:g} MPS on {sender.campaign.origination_identity}"
+            )
+        return note

@@ -1,7 +1,7 @@
 """a budget stored on the campaign, covering all its runs (`create`/`edit --budget`)
 
 Revision ID: 0009
-Revises: 0007 (TEMPORARY: the coordinator re-chains it to 0008 when merging)
+Revises: 0008
 Create Date: 2026-12-03 07:00:00
 """
 
@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-# TEMPORARY: "0008" once the revision of that number is merged (this branch was made beside it).
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from campaign.domain import AttemptOutcome, RecipientState, Settlement, aware, now
-from campaign.ledger import Ledger
+from campaign.ledger import Ledger, sql
 from campaign.ledger.engine import open_ledger_engine
 from tests.ledger.helpers import (
     add_campaign,
@@ -275,16 +275,23 @@ def test_settle_keeps_a_recorded_message_id_when_the_outcome_has_none(ledger: Le
     assert (row.state, row.message_id, row.reason) == (S.FAILED, "mid-1", "no")
 
 
-def test_outcomes_and_claims_are_committed_together_or_not_at_all(ledger: Ledger) -> None:
+def test_outcomes_and_claims_are_committed_together_or_not_at_all(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
     campaign = add_campaign(ledger, pending=2)
     run_id = start_run(ledger, campaign)
     first, second = pending_claims(ledger, campaign)
     ledger.claim(campaign.id, run_id, [first])
 
-    # The claim part fails (its attempt rows name a campaign that does not exist): the outcome
-    # that rode with it must not be recorded either, nor the recipient left half-claimed.
-    with pytest.raises(IntegrityError):
-        ledger.claim(campaign.id + 1000, run_id, [second], settle=[sent(first)])
+    # The claim part fails after the recipient was claimed (writing its attempt rows fails): the
+    # outcome that rode with it must not be recorded either, nor the recipient left half-claimed.
+    def broken(*args: object, **kwargs: object) -> None:
+        raise IntegrityError("INSERT INTO attempts", {}, Exception("broken"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sql, "insert_attempts", broken)
+        with pytest.raises(IntegrityError):
+            ledger.claim(campaign.id, run_id, [second], settle=[sent(first)])
 
     assert states(ledger, campaign) == {
         first.recipient_id: S.SENDING,

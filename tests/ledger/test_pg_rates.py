@@ -89,13 +89,14 @@ def test_a_message_waits_for_the_slot_of_its_last_part(engine: Engine) -> None:
 
 
 def test_slots_too_late_to_use_are_dropped(engine: Engine) -> None:
-    limiter = SharedRate(engine, IDENTITY, 100)  # books 5 parts (50 ms) at a time
+    # Books 5 parts (50 ms) at a time, and keeps a chunk booked ahead.
+    limiter = SharedRate(engine, IDENTITY, 100, grace=0.025)
     assert limiter.delay_for(1) < 0.05
-    assert limiter.booked_parts == 5
-    time.sleep(0.2)  # the sender was busy: all 5 slots are now more than 25 ms old
-    limiter.acquire(1)
-    assert limiter.wasted_parts == 5
     assert limiter.booked_parts == 10
+    time.sleep(0.2)  # the sender was busy: all 10 slots are now more than 25 ms old
+    limiter.acquire(1)
+    assert limiter.wasted_parts == 10
+    assert limiter.booked_parts == 20
 
 
 def test_the_shared_rate_follows_set_rate_from_another_sender(engine: Engine) -> None:
@@ -104,7 +105,7 @@ def test_the_shared_rate_follows_set_rate_from_another_sender(engine: Engine) ->
     assert theirs.rate == 100  # joined the existing schedule
     mine.acquire(1)
     theirs.set_rate(40)
-    for _ in range(6):  # past the 5 slots booked at the old rate
+    for _ in range(11):  # past the 10 slots booked at the old rate
         mine.acquire(1)
     assert mine.rate == 40
 

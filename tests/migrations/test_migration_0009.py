@@ -10,8 +10,7 @@ from tests.helpers import Cli
 from tests.migrations.test_migrations import schema_diffs
 from tests.migrations.test_pg_migrations import _downgrade
 
-# TEMPORARY: "0008" once that revision is merged and 0009 re-chained on it.
-PREVIOUS = "0007"
+PREVIOUS = "0008"
 
 
 def _old_ledger(url: str) -> None:
