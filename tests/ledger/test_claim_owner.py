@@ -248,7 +248,10 @@ def test_concurrent_senders_never_claim_one_recipient_twice(postgres_url: str) -
     assert len(won) == 2000 and set(won.values()) == {1}
     assert sum(by_sender.values()) == 2000
     assert set(states(ledger, campaign).values()) == {S.SENT}
-    assert set(owners(ledger, campaign.id).values()) == set(by_sender)
+    # Each recipient is recorded as claimed by the sender that got it (a sender may get none: on a
+    # busy machine one thread can take every batch before another is scheduled).
+    claimed_by = Counter(owners(ledger, campaign.id).values())
+    assert claimed_by == {me: got for me, got in by_sender.items() if got}
     engine.dispose()
 
 
