@@ -73,6 +73,7 @@ IDLE_WAIT = 0.2  # the loop wakes at least this often (stop requests, heartbeat,
 # bucket holds about a second of traffic, so bursts this short never trip it.
 CLAIM_WINDOW = 0.025
 SWITCH_INTERVAL = 0.02
+GIVEN_UP_RECHECK = 30.0  # seconds between looks for others while only given-up ones are claimable
 # What the launch step says about the next one: seconds to wait, a reason to stop, or None (nothing
 # to claim now).
 LaunchWait = float | StopReason | None
@@ -255,6 +256,9 @@ class Sender:
         # Service errors and failed connections per recipient in this run, throttles not counted
         # (retry_delay's cap); only recipients that had one.
         self._errors: dict[int, int] = {}
+        # Recipients this run gave up on (left pending for the next run): never fetched again in
+        # this run, whether by a window's refetch or a second pass over the campaign.
+        self._given_up: set[int] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -612,7 +616,7 @@ class Sender:
         and one read again while it waits in this run's retry queue. A recipient is never passed
         to two calls at once."""
         rid = claim.recipient_id
-        queued = not tries and rid in retrying
+        queued = not tries and (rid in retrying or rid in self._given_up)
         if rid not in self._flight and rid not in in_batch and not queued:
             return False
         if tries:
@@ -787,6 +791,8 @@ class Sender:
         admission = self.admission
         if admission is None or wait is not None or batch or self._flight or not self._exhausted:
             return wait
+        if self._given_up and self._only_given_up_pending():
+            return None  # the rest is what this run gave up on: the next run retries them
         held = admission.hold()
         self.stats.expired = admission.expired
         if held is None:
@@ -799,7 +805,14 @@ class Sender:
             return StopReason.WAITING
         if news and self.on_wait is not None:
             self.on_wait(held)
+        if self._given_up:
+            # Those given up on are pending and inside their window: without this the run would
+            # look again at once, find only them, and spin until a window opens for the others.
+            return max(admission.seconds_to_wait(), GIVEN_UP_RECHECK)
         return admission.seconds_to_wait()
+
+    def _only_given_up_pending(self) -> bool:
+        return self.ledger.count_state(self.campaign.id, S.PENDING) <= len(self._given_up)
 
     def _retry_wait(self) -> float | None:
         """Seconds until the first queued retry is due (None: no retries queued)."""
@@ -875,6 +888,7 @@ class Sender:
         delay = retry_delay(outcome, tries, errors=errors)
         if delay is None:
             self._errors.pop(rid, None)
+            self._given_up.add(rid)
             self.stats.gave_up += 1
             if self.stats.stop == StopReason.DONE:
                 self.stats.stop = StopReason.GAVE_UP

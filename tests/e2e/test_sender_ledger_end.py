@@ -37,7 +37,7 @@ def test_outcomes_the_ledger_refuses_are_named_and_end_unknown(
 ) -> None:
     _campaign(run, tmp_path, 3)
 
-    def refuse(self: Ledger, run_id: int, settlements: Any) -> None:
+    def refuse(self: Ledger, run_id: int, settlements: Any, **_owner: Any) -> None:
         if settlements:
             raise LedgerStorageError(REFUSED)
 
