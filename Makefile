@@ -14,11 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Test processes (pytest-xdist): 3 on 2 cores, since most tests wait rather than compute.
+TEST_WORKERS ?= 3
+
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m 'not slow'
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m 'not slow'
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash samples/demo.sh

@@ -44,6 +44,8 @@ SILENT = timedelta(seconds=61)
         (DEAD, "there", SILENT, False),
         (None, None, None, False),  # no lock at all
     ],
+    # Ids that do not name pids, so that every pytest process collects the same tests.
+    ids=["running-here", "dead-here", "elsewhere", "silent-here", "silent-elsewhere", "no-lock"],
 )
 def test_sender_alive(
     pid: int | None, host: str | None, age: timedelta | None, alive: bool
