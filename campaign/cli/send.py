@@ -126,6 +126,11 @@ def send(
     for the next window to open, saying when and for how many. Numbers on the do-not-send list
     become `suppressed`; at the campaign's --deadline the rest become `expired`.
 
+    On SQLite one send runs per campaign. On a shared PostgreSQL ledger (--db
+    postgresql+psycopg://...) run the same command on several machines: they split the
+    recipients and stay jointly within the origination identity's MPS (README: "Running on
+    several machines").
+
     \b
     Exit codes: 0 done, 1 error, 3 interrupted (run again to resume),
                 4 halted by an account-level error, the budget or a wrong endpoint
