@@ -182,6 +182,9 @@ def report_lines(
         yield line
 
 
+_FREE_TEXT = frozenset({"raw_phone", "reason", "file", "delivery_reason", "note"})
+
+
 class TextSink(Protocol):
     def write(self, text: str, /) -> int: ...
 
@@ -192,11 +195,22 @@ def write_report(
     """Write the report to `fh` (opened with newline=""); returns the number of recipients."""
     if excel:
         fh.write("\ufeff")
-    writer = csv.writer(fh, lineterminator="\r\n" if excel else "\n")
+    terminator = "\r\n" if excel else "\n"
+    writer = csv.writer(fh, lineterminator=terminator)
+    # Python's csv module quotes a field only for the characters of its own line terminator, so
+    # with "\n" a bare carriage return in a cell (a CRM's note) would be written unquoted and
+    # split the row for most readers: such rows are written with every field quoted.
+    quoted = csv.writer(fh, lineterminator=terminator, quoting=csv.QUOTE_ALL)
     lines = report_lines(rows, included, excel)
-    writer.writerow(next(lines))
+    header = next(lines)
+    writer.writerow(header)
+    # The columns that can hold text from the user's file (the others are the tool's own).
+    texts = [i for i, name in enumerate(header) if i >= len(COLUMNS) or name in _FREE_TEXT]
     n = 0
     for line in lines:
-        writer.writerow(line)
+        if not excel and any("\r" in str(line[i]) for i in texts):
+            quoted.writerow(line)
+        else:
+            writer.writerow(line)
         n += 1
     return n

@@ -226,3 +226,19 @@ def test_the_report_is_streamed_not_built_in_memory(tmp_path: Path) -> None:
         assert write_report(Sink(binary), rows(), None, False) == 60_000
     assert seen_on_disk and seen_on_disk[0] > 1_000_000
     assert len(out.read_text().splitlines()) == 60_001
+
+
+def test_a_carriage_return_in_a_cell_keeps_its_row_whole() -> None:
+    # Python's csv quotes only for its own line terminator ("\n" here): a bare "\r" from a CRM's
+    # note column once went out unquoted, and most readers split the row there.
+    row = {
+        "row": 1, "raw_phone": "+1206\r5550100", "phone": None, "country": None,
+        "state": "invalid", "reason": "not a phone number", "parts": None, "encoding": None,
+        "message_id": None, "attempts": 0, "filename": "crm.csv", "sent_at": None,
+        "delivery": None, "delivery_reason": None, "charged": None, "note": None,
+    }  # fmt: skip
+    out = io.StringIO()
+    assert write_report(out, [row], None, False) == 1
+    back = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert len(back) == 2
+    assert back[1][COLUMNS.index("raw_phone")].endswith("5550100")
