@@ -212,6 +212,10 @@ def check_country_parameters(params: Mapping[str, str]) -> dict[str, str]:
 
 def check_template(text: str) -> Template:
     """Parse the message template; a static body is also checked against the service's size limit."""
+    if "\x00" in text:
+        # No SMS carries it, and PostgreSQL's text cannot hold it: one clear line on every ledger.
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise OptionError(f"message has a NUL character (line {line}); is it a binary file?")
     try:
         template = Template.parse(text)
     except TemplateError as exc:

@@ -275,6 +275,15 @@ def test_message_file_that_is_not_utf8(run: Cli, tmp_path: Path) -> None:
     assert campaign_names(run) == []
 
 
+def test_message_file_with_a_nul_is_one_line_on_every_ledger(run: Cli, tmp_path: Path) -> None:
+    # PostgreSQL's text cannot hold NUL: it once gave the generic database line there.
+    message = tmp_path / "msg.txt"
+    message.write_bytes(b"Hi {first_name}\nSale\x00today")
+    result = run("create", "spring", "-o", ORIGIN, "--message-file", str(message), code=1)
+    assert "message has a NUL character (line 2)" in one_error_line(result)
+    assert campaign_names(run) == []
+
+
 def test_recipients_are_imported_right_away(run: Cli, tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "r.csv", "first_name,phone\nAva,(206) 555-0100\nLiam,bad\n")
     result = run(
