@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from campaign.audience.gate import Holdback, campaign_policy, holdback
-from campaign.domain import ALL_STATES, RecipientState, RunInfo, now, sender_alive
+from campaign.domain import ALL_STATES, Campaign, RecipientState, RunInfo, now, sender_alive
 from campaign.ledger import Ledger
 from campaign.ledger.claims import SENDER_TIMEOUT
 from campaign.ledger.events import DeliveryCounts, UnknownOutcomes
@@ -221,12 +221,7 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         spend=_spend(ledger, campaign.id, prices) if prices is not None else None,
         last_run=last_run,
         last_run_crashed=last_run is not None and last_run.ended_at is None and live is None,
-        delivery=Delivery(
-            configuration_set=campaign.configuration_set,
-            counts=ledger.delivery_counts(campaign.id),
-            reasons=ledger.undelivered_reasons(campaign.id, limit=5),
-            unknown=ledger.unknown_outcomes(campaign),
-        ),
+        delivery=_delivery(ledger, campaign),
         window=holdback(ledger.pending_groups(campaign.id), campaign_policy(campaign), now()),
         deadline=campaign.deadline,
         budget=campaign.budget,
@@ -256,3 +251,15 @@ def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> Spend:
 def _text(value: datetime | None) -> str | None:
     # As `status --json` has always written times: str(datetime), "2026-05-01 12:00:00+00:00".
     return None if value is None else str(value)
+
+
+def _delivery(ledger: Ledger, campaign: Campaign) -> Delivery:
+    counts = ledger.delivery_counts(campaign.id)
+    return Delivery(
+        configuration_set=campaign.configuration_set,
+        counts=counts,
+        # The reasons read every undelivered row: skipped when there is none (a 1M-recipient
+        # campaign before any event spent 0.3 s of `status` finding nothing).
+        reasons=ledger.undelivered_reasons(campaign.id, limit=5) if counts.undelivered else [],
+        unknown=ledger.unknown_outcomes(campaign),
+    )
