@@ -216,10 +216,9 @@ def check_endpoint(client: Any, identity: str | None = None) -> Target:
     )
 
 
-def ssl_reason(exc: BaseException) -> str:
-    """The ssl module's reason (`WRONG_VERSION_NUMBER`) behind a botocore SSLError."""
-    import ssl
-
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception behind it, once each: its args, botocore's kwargs (which keep
+    urllib3's error, itself wrapping the ssl module's), __cause__ and __context__."""
     seen: set[int] = set()
     stack: list[object] = [exc]
     while stack:
@@ -227,14 +226,22 @@ def ssl_reason(exc: BaseException) -> str:
         if id(current) in seen or not isinstance(current, BaseException):
             continue
         seen.add(id(current))
+        yield current
+        stack.extend(current.args)
+        stack.extend(getattr(current, "kwargs", {}).values())
+        stack.extend((current.__cause__, current.__context__))
+
+
+def ssl_reason(exc: BaseException) -> str:
+    """The ssl module's reason (`WRONG_VERSION_NUMBER`) behind a botocore SSLError."""
+    import ssl
+
+    for current in causes(exc):
         if isinstance(current, ssl.SSLError):
             if getattr(current, "reason", None):
                 return str(current.reason)
             if named := re.search(r"\[SSL: ([A-Z0-9_]+)\]", str(current)):
                 return named[1]
-        stack.extend(current.args)
-        stack.extend(getattr(current, "kwargs", {}).values())
-        stack.extend((current.__cause__, current.__context__))
     return type(exc).__name__
 
 

@@ -27,51 +27,8 @@ class ReportWriteError(UserError):
 def write_report_file(path: Path, data: bytes) -> None:
     """Write `data` to `path`: atomically for a regular file (or a new name), through for a
     FIFO, a device or anything else that is not a file; a directory is refused."""
-    try:
-        st: os.stat_result | None = os.stat(path)  # follows symlinks: what the path points at
-    except FileNotFoundError:
-        st = None  # a new file, or a symlink to one that does not exist yet
-    except OSError as exc:
-        raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise ReportWriteError(f"cannot write {path}: it is a directory")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        _write_through(path, data)
-    else:
-        _replace_atomically(path, data, None if st is None else stat.S_IMODE(st.st_mode))
-
-
-def _write_through(path: Path, data: bytes) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY)  # no O_CREAT, no O_TRUNC: it exists and is not a file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    except OSError as exc:
-        raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _replace_atomically(path: Path, data: bytes, mode: int | None) -> None:
-    target = Path(os.path.realpath(path))  # through symlinks, so that the link itself survives
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-    try:
-        # 0o666 and the umask, as for any file the user creates; an existing file keeps its mode.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:  # name the file asked for, not the temporary one
-        raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if mode is not None:
-                os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException as exc:  # Ctrl-C included: never leave the temporary file behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
-        raise
+    with open_report_file(path) as fh:
+        fh.write(data)
 
 
 @contextlib.contextmanager
@@ -82,9 +39,9 @@ def open_report_file(path: Path) -> Iterator[BinaryIO]:
     FIFO or a device is written through; a directory is refused. A failed write (a full disk,
     /dev/full) is a ReportWriteError naming `path`, and no temporary file is left behind."""
     try:
-        st: os.stat_result | None = os.stat(path)
+        st: os.stat_result | None = os.stat(path)  # follows symlinks: what the path points at
     except FileNotFoundError:
-        st = None
+        st = None  # a new file, or a symlink to one that does not exist yet
     except OSError as exc:
         raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
@@ -100,6 +57,7 @@ def open_report_file(path: Path) -> Iterator[BinaryIO]:
     target = Path(os.path.realpath(path))  # through symlinks, so that the link itself survives
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
+        # 0o666 and the umask, as for any file the user creates; an existing file keeps its mode.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:  # name the file asked for, not the temporary one
         raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None

@@ -30,7 +30,7 @@ from typing import Any
 
 from botocore import exceptions as bce
 
-from campaign.aws.sms import protocol_problem, ssl_reason
+from campaign.aws.sms import causes, protocol_problem, ssl_reason
 from campaign.errors import mask_url_secrets
 from campaign.sending.pacing import backoff_delay
 
@@ -422,17 +422,4 @@ def _is_unsupported_scheme(exc: bce.HTTPClientError) -> bool:
 
 
 def _is_certificate_error(exc: BaseException) -> bool:
-    # botocore keeps urllib3's error in kwargs["error"], which wraps the ssl module's error.
-    seen: set[int] = set()
-    stack: list[object] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen or not isinstance(current, BaseException):
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        stack.extend(current.args)
-        stack.extend(getattr(current, "kwargs", {}).values())
-        stack.extend((current.__cause__, current.__context__))
-    return False
+    return any(isinstance(c, ssl.SSLCertVerificationError) for c in causes(exc))
