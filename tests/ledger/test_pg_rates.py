@@ -89,14 +89,18 @@ def test_a_message_waits_for_the_slot_of_its_last_part(engine: Engine) -> None:
 
 
 def test_slots_too_late_to_use_are_dropped(engine: Engine) -> None:
-    # Books 5 parts (50 ms) at a time, and keeps a chunk booked ahead.
+    # Books 5 parts (50 ms) at a time, and keeps a chunk booked ahead: 10 parts on an idle
+    # machine, more when a booking's round trip is slow (the count is not what this checks).
     limiter = SharedRate(engine, IDENTITY, 100, grace=0.025)
-    assert limiter.delay_for(1) < 0.05
-    assert limiter.booked_parts == 10
-    time.sleep(0.2)  # the sender was busy: all 10 slots are now more than 25 ms old
+    limiter.delay_for(1)
+    before = limiter.booked_parts
+    assert before >= 10 and before % 5 == 0
+    # The sender was busy: every slot booked so far (at most two chunks, 100 ms, ahead of the
+    # booking) is now more than 25 ms old.
+    time.sleep(0.2)
     limiter.acquire(1)
-    assert limiter.wasted_parts == 10
-    assert limiter.booked_parts > 10  # new slots from now on (how many ahead depends on timing)
+    assert limiter.wasted_parts == before
+    assert limiter.booked_parts > before  # new slots from now on
 
 
 def test_the_shared_rate_follows_set_rate_from_another_sender(engine: Engine) -> None:
