@@ -9,27 +9,60 @@ docs/contract.md gives them (campaign.errors.ExitCode).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
-from campaign.cli.campaigns import create, edit, list_
-from campaign.cli.db import db
-from campaign.cli.errors import unexpected_error_line
-from campaign.cli.estimate import estimate
-from campaign.cli.events import events
-from campaign.cli.imports import import_
-from campaign.cli.reports import report, status
-from campaign.cli.send import send
 from campaign.cli.settings import DEFAULT_DB, Settings
-from campaign.cli.simulator import simulator
-from campaign.cli.suppress import optouts, suppress
 from campaign.errors import ExitCode
 
+# Each command's module is imported when that command runs (or `--help` lists them all): a command
+# pays only for the libraries it uses, `campaign --version` for none of them. Name -> module:object.
+COMMANDS = {
+    "create": "campaign.cli.campaigns:create",
+    "edit": "campaign.cli.campaigns:edit",
+    "import": "campaign.cli.imports:import_",
+    "estimate": "campaign.cli.estimate:estimate",
+    "send": "campaign.cli.send:send",
+    "status": "campaign.cli.reports:status",
+    "list": "campaign.cli.campaigns:list_",
+    "report": "campaign.cli.reports:report",
+    "suppress": "campaign.cli.suppress:suppress",
+    "optouts": "campaign.cli.suppress:optouts",
+    "events": "campaign.cli.events:events",
+    "simulator": "campaign.cli.simulator:simulator",
+    "db": "campaign.cli.db:db",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (Click's "lazily loading subcommands")."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = self.lazy[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), name)
+        if not isinstance(command, click.Command) or command.name != cmd_name:
+            raise RuntimeError(f"{self.lazy[cmd_name]} is not the command {cmd_name!r}")
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--db",
     "db_url",
@@ -77,25 +110,6 @@ def cli(
     )
 
 
-# In the order of a campaign's life: `campaign --help` lists them alphabetically anyway.
-for command in (
-    create,
-    edit,
-    import_,
-    estimate,
-    send,
-    status,
-    list_,
-    report,
-    suppress,
-    optouts,
-    events,
-    simulator,
-    db,
-):
-    cli.add_command(command)
-
-
 def main() -> NoReturn:
     """Console entry point: no traceback for anything a user can cause."""
     try:
@@ -103,6 +117,8 @@ def main() -> NoReturn:
     except Exception as exc:  # what no command turned into its line: one line, traceback on request
         if os.environ.get("CAMPAIGN_DEBUG"):
             raise
+        from campaign.cli.errors import unexpected_error_line
+
         click.echo(f"Error: {unexpected_error_line(exc)}", err=True)
         sys.exit(ExitCode.ERROR)
     sys.exit(ExitCode.OK)

@@ -6,11 +6,12 @@ import os
 import sys
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import click
 
-from campaign.ledger import Ledger
-from campaign.ledger.engine import open_ledger_engine
+if TYPE_CHECKING:
+    from campaign.ledger import Ledger
 
 DEFAULT_DB = "sqlite:///campaign.db"  # in the current folder (docs/contract.md)
 
@@ -26,6 +27,10 @@ class Settings:
     @cached_property
     def ledger(self) -> Ledger:
         """The ledger, migrated to the newest schema on first use."""
+        # Imported here: SQLAlchemy is for the commands that open a ledger (cli/__init__.py).
+        from campaign.ledger import Ledger
+        from campaign.ledger.engine import open_ledger_engine
+
         return Ledger(open_ledger_engine(self.db_url))
 
     def show_progress(self) -> bool:
