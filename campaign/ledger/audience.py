@@ -28,7 +28,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    func,
+    literal_column,
+    select,
+    update,
+)
 
 from campaign.audience.gate import HELD_PREFIX, FrequencyCap, held_reason
 from campaign.audience.schedule import GroupLoad
@@ -140,23 +149,29 @@ def mark_suppressed(
     return {r[0] for r in rows}
 
 
+def pending_groups_query(campaign_id: int) -> Select[Any]:
+    """The pending recipients' (zone key, country) groups: count and parts. On SQLite it reads
+    ix_recipients_pending_groups alone (a covering index; tests/ledger/test_audience.py)."""
+    return (
+        select(
+            recipients.c.tz_key,
+            recipients.c.country,
+            func.count(),
+            func.coalesce(func.sum(recipients.c.parts), 0),
+        )
+        .where(recipients.c.campaign_id == campaign_id, recipients.c.state == _PENDING)
+        .group_by(recipients.c.tz_key, recipients.c.country)
+        .order_by(recipients.c.country, recipients.c.tz_key)
+    )
+
+
 class AudienceMixin:
     engine: Engine
 
     def pending_groups(self, campaign_id: int) -> list[GroupLoad]:
         """Pending recipients by (zone key, country): one GROUP BY on ix_recipients_pending_groups."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    recipients.c.tz_key,
-                    recipients.c.country,
-                    func.count(),
-                    func.coalesce(func.sum(recipients.c.parts), 0),
-                )
-                .where(recipients.c.campaign_id == campaign_id, recipients.c.state == _PENDING)
-                .group_by(recipients.c.tz_key, recipients.c.country)
-                .order_by(recipients.c.country, recipients.c.tz_key)
-            ).all()
+            rows = conn.execute(pending_groups_query(campaign_id)).all()
         return [GroupLoad(key, country, int(n), int(parts)) for key, country, n, parts in rows]
 
     def zone_samples(self, campaign_id: int) -> list[tuple[str, str | None, int, str]]:

@@ -36,7 +36,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # The Alembic revision these tables match (tests check it is the head). The tool compares it with
 # the ledger's alembic_version on start, and loads Alembic only when the two differ.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 
 campaigns = Table(
@@ -282,13 +282,15 @@ del _column
 
 # The window check works on (zone key, country) groups of pending recipients: `estimate`,
 # `status` and the sender group them with this index alone (pending rows only, so a claim takes
-# its row out of it and nothing else pays for it).
+# its row out of it and nothing else pays for it). It holds `state` as well, which the query
+# names, so that SQLite reads the index alone (migration 0010).
 Index(
     "ix_recipients_pending_groups",
     recipients.c.campaign_id,
     recipients.c.tz_key,
     recipients.c.country,
     recipients.c.parts,
+    recipients.c.state,
     sqlite_where=recipients.c.state == "pending",
     postgresql_where=recipients.c.state == "pending",
 )
