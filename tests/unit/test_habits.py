@@ -1,4 +1,4 @@
-"""Two habits issue 7 asks for, checked on the source of campaign/ (read with `ast`, never imported).
+"""Two habits of issue 7, checked on the source of campaign/ (read with `ast`, not imported).
 
 **No import cycle.** The graph has one node per module under campaign/ (a package is its
 `__init__.py`) and an edge for each import that runs when the module is loaded: `import x`,
