@@ -202,6 +202,8 @@ class Sender:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Long: it declares the whole state of the send loop in one place, one attribute a line
+        # with its comment; the named steps below share it, so splitting it would only scatter it.
         self.ledger = ledger
         self.campaign = campaign
         self._make_caller = caller  # made when the run starts: processes only if needed
