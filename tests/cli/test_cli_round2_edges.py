@@ -37,3 +37,29 @@ def test_a_deadline_out_of_range_is_one_line_and_changes_nothing(run: Cli, deadl
     line = error_line(run("edit", "c", "--deadline", deadline, code=1))
     assert "is out of range" in line
     assert run.json("status", "c", "--json")["deadline"].startswith("2030-01-01")
+
+
+@pytest.mark.parametrize(
+    ("budget", "says"),
+    [
+        ("1e400", "is too large"),  # was stored, shown as $1E+400
+        ("99999999999999999999999999", "is too large"),  # past the column's 16 characters
+        ("1e-30", "has more than 6 decimal places"),  # shown as $1E-30
+        ("0.0000001", "has more than 6 decimal places"),
+    ],
+)
+def test_a_budget_the_ledger_cannot_hold_is_refused(run: Cli, budget: str, says: str) -> None:
+    result = run("create", "c", "-o", ORIGIN, "-m", "Hi", "--budget", budget, code=2)
+    assert f"Invalid value for --budget: {budget!r} {says}" in result.stderr
+    assert run.json("list", "--json") == []
+    run("create", "c", "-o", ORIGIN, "-m", "Hi")
+    result = run("edit", "c", "--budget", budget, code=2)
+    assert says in result.stderr
+    assert run.json("status", "c", "--json")["budget"] is None
+
+
+def test_a_budget_is_stored_and_shown_in_plain_digits(run: Cli) -> None:
+    result = run("create", "c", "-o", ORIGIN, "-m", "Hi", "--budget", "1e3")
+    assert "Budget: $1000 for every send" in result.stderr
+    run("create", "d", "-o", ORIGIN, "-m", "Hi", "--budget", "999999999.999999")
+    assert [c["budget"] for c in run.json("list", "--json")] == ["1000", "999999999.999999"]
