@@ -6,11 +6,12 @@ Nothing here depends on the time of day: windows that must be closed are chosen 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import Cli
+from tests.helpers import Cli, write_csv
 
 ORIGIN = "+12065550100"
 
@@ -63,3 +64,13 @@ def test_a_budget_is_stored_and_shown_in_plain_digits(run: Cli) -> None:
     assert "Budget: $1000 for every send" in result.stderr
     run("create", "d", "-o", ORIGIN, "-m", "Hi", "--budget", "999999999.999999")
     assert [c["budget"] for c in run.json("list", "--json")] == ["1000", "999999999.999999"]
+
+
+def test_a_price_table_with_an_absurd_price_is_one_line(run: Cli, tmp_path: Path) -> None:
+    """estimate, status and send read the same table: each says which row, none crashes."""
+    write_csv(tmp_path / "r.csv", "phone\n+12065550111\n")
+    write_csv(tmp_path / "prices.csv", "country,price_per_part\nUS,1e300\n")
+    run("create", "c", "-o", ORIGIN, "-m", "Hi", "--no-window", "--recipients", "r.csv")
+    for command in (["estimate", "c"], ["status", "c"], ["status", "c", "--json"]):
+        line = error_line(run(*command, "--prices", "prices.csv", code=1))
+        assert "prices.csv: row 1: price_per_part '1e300' is more than $100 a part" in line
