@@ -247,8 +247,9 @@ def run_send(
         unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
         recovered = sender.acquire()
         try:
-            if not request.dry_run:
-                _expire_past_deadline(settings, campaign)
+            if not request.dry_run and _expire_past_deadline(settings, campaign):
+                # The plan counted them pending: the summary must not offer to send them.
+                plan = replace(plan, classes=tuple(ledger.parts_classes(campaign.id)))
             workload = _before_sending(
                 settings, plan, recovered, unknown_before, yes, target=target
             )
@@ -597,15 +598,16 @@ class StoppedWaiting(click.ClickException):
         click.echo(self.format_message(), err=True)  # not an error: a stop the user asked for
 
 
-def _expire_past_deadline(settings: Settings, campaign: Campaign) -> None:
-    """A send after the deadline sends nothing: the pending recipients expire, and it says so."""
+def _expire_past_deadline(settings: Settings, campaign: Campaign) -> int:
+    """A send after the deadline sends nothing: the pending recipients expire, and it says so.
+    Returns how many expired."""
     from campaign.domain import now
     from campaign.options import TTL_MIN
     from campaign.sending.admission import DEADLINE_MARGIN, expired_reason
 
     deadline = campaign.deadline
     if deadline is None or now() < deadline - timedelta(seconds=TTL_MIN) - DEADLINE_MARGIN:
-        return
+        return 0
     expired = settings.ledger.expire_pending(campaign.id, expired_reason(deadline))
     if expired:
         say(
@@ -613,6 +615,7 @@ def _expire_past_deadline(settings: Settings, campaign: Campaign) -> None:
             f"{count(expired, 'pending recipient')} expired, nothing is sent.",
             settings,
         )
+    return expired
 
 
 def _say_holdback(settings: Settings, plan: SendPlan) -> None:

@@ -74,3 +74,20 @@ def test_a_price_table_with_an_absurd_price_is_one_line(run: Cli, tmp_path: Path
     for command in (["estimate", "c"], ["status", "c"], ["status", "c", "--json"]):
         line = error_line(run(*command, "--prices", "prices.csv", code=1))
         assert "prices.csv: row 1: price_per_part '1e300' is more than $100 a part" in line
+
+
+def test_a_send_after_the_deadline_does_not_offer_those_it_expired(
+    run: Cli, tmp_path: Path, simulator: Any
+) -> None:
+    write_csv(tmp_path / "r.csv", "phone\n+12065550111\n+12065550112\n")
+    run(
+        "create", "c", "-o", ORIGIN, "-m", "Hi", "--no-window",
+        "--deadline", "2026-01-01T00:00Z", "--recipients", "r.csv",
+    )  # fmt: skip
+    result = run("--endpoint-url", simulator.url, "send", "c", "--yes")
+    assert "2 pending recipients expired, nothing is sent" in result.stderr
+    # Before: "SEND: 2 recipients, 2 parts ..." and "deadline ...: everyone can be sent before it"
+    assert "SEND:" not in result.stderr and "everyone can be sent" not in result.stderr
+    assert "Nothing to send in 'c'" in result.stderr
+    assert run.json("status", "c", "--json")["counts"]["expired"] == 2
+    assert simulator.accepted() == []
