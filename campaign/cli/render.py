@@ -111,8 +111,14 @@ def render_status(status: CampaignStatus) -> str:
             + f", ${spend.to_send:,.2f} to send"
             + (f"; {count(spend.unpriced, 'recipient')} unpriced" if spend.unpriced else "")
         )
+    if status.deadline is not None:
+        lines.append(render_deadline(status.deadline))
     if status.budget is not None:
-        lines.append(render_budget(status.budget, status.spend.sent if status.spend else None))
+        spent = status.spend.counted if status.spend else None
+        lines.append(
+            render_budget(status.budget, spent)
+            + (" (sent or unknown so far)" if spent is not None else "")
+        )
     lines += render_delivery(status)
     live = status.sender
     if live is not None:
@@ -483,19 +489,21 @@ def render_when(campaign: Campaign) -> str:
 
     lines = [f"Sending window: {campaign_policy(campaign).describe()}."]
     if campaign.deadline is not None:
-        passed = campaign.deadline <= datetime.now(UTC)
-        lines.append(
-            f"Deadline: {_utc(campaign.deadline)} "
-            + (
-                "(already passed: a send expires what is pending and sends nothing)."
-                if passed
-                else "(nothing leaves after it)."
-            )
-        )
+        lines.append(render_deadline(campaign.deadline))
     cap = frequency_cap(campaign)
     if cap is not None:
         lines.append(f"Frequency cap: {cap.describe()}.")
     return "\n".join(lines)
+
+
+def render_deadline(deadline: datetime) -> str:
+    """The campaign's deadline line (`create`, `edit`, `status`)."""
+    passed = deadline <= datetime.now(UTC)
+    return f"Deadline: {_utc(deadline)} " + (
+        "(already passed: a send expires what is pending and sends nothing)."
+        if passed
+        else "(nothing leaves after it)."
+    )
 
 
 def render_holdback(held: Holdback) -> str:

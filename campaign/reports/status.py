@@ -45,6 +45,9 @@ class Spend:
     unpriced: int  # recipients with no price in the table (not counted)
     sent: float
     to_send: float
+    # What a campaign budget counts as spent (campaign.sending.sender.recorded_spend): sent, and
+    # `unknown` and in flight (they may have been sent).
+    counted: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -240,11 +243,18 @@ def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> Spend:
         ),
         prices,
     )
+    maybe_sent, _unpriced = classes_cost(
+        ledger.parts_classes(
+            campaign_id, (RecipientState.UNKNOWN.value, RecipientState.SENDING.value)
+        ),
+        prices,
+    )
     return Spend(
         prices=prices.source,
         unpriced=unpriced_sent + unpriced_rest,
         sent=float(round(sent, 6)),
         to_send=float(round(to_send, 6)),
+        counted=float(round(sent + maybe_sent, 6)),
     )
 
 

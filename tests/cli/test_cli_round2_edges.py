@@ -91,3 +91,35 @@ def test_a_send_after_the_deadline_does_not_offer_those_it_expired(
     assert "Nothing to send in 'c'" in result.stderr
     assert run.json("status", "c", "--json")["counts"]["expired"] == 2
     assert simulator.accepted() == []
+
+
+def test_status_shows_the_deadline_and_counts_unknown_against_the_budget(
+    run: Cli, tmp_path: Path, simulator: Any
+) -> None:
+    """The contract: `status` shows the deadline; and the budget line counts what `send` counts
+    against the campaign's budget (sent, unknown, in flight), not only `sent`."""
+    write_csv(tmp_path / "r.csv", "phone\n+12065550111\n+12065550112\n+12065550113\n")
+    write_csv(tmp_path / "prices.csv", "country,price_per_part\nUS,0.01\n")
+    run(
+        "create", "c", "-o", ORIGIN, "-m", "Hi", "--message-type", "TRANSACTIONAL",
+        "--deadline", "2030-01-01T00:00Z", "--budget", "1", "--recipients", "r.csv",
+    )  # fmt: skip
+    simulator.set_faults(drop_rate=1.0)  # accepted, then the connection drops: `unknown`
+    run(
+        "--endpoint-url",
+        simulator.url,
+        "send",
+        "c",
+        "--yes",
+        "--prices",
+        "prices.csv",
+        "--limit",
+        "2",
+    )
+    assert run.json("status", "c", "--json")["counts"]["unknown"] == 2
+    text = run("status", "c", "--prices", "prices.csv").stdout
+    assert "Deadline: 2030-01-01 00:00 UTC (nothing leaves after it)." in text
+    assert "Budget: $1 for every send of the campaign together; $0.02 of it estimated spent" in text
+    simulator.set_faults(drop_rate=0.0)
+    send = run("--endpoint-url", simulator.url, "send", "c", "--yes", "--prices", "prices.csv")
+    assert "$0.02 of it estimated spent (sent or unknown so far)" in send.stderr  # the same figure
