@@ -142,7 +142,21 @@ def test_the_column_is_read_case_insensitively() -> None:
     assert time_zones("+18504321234", column=" america/new_york ").key == "America/New_York"
 
 
-@pytest.mark.parametrize("value", ["Mars/Olympus_Mons", "EST+5", "../../etc/passwd", "Etc/Unknown"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Mars/Olympus_Mons",
+        "EST+5",
+        "../../etc/passwd",
+        "Etc/Unknown",
+        # Files of the zone database that are no place's zone: `localtime` is the clock of the
+        # machine that sends (a guess, different on each sender), `Factory` is "zone not set".
+        "localtime",
+        "LocalTime",
+        "posixrules",
+        "Factory",
+    ],
+)
 def test_an_invalid_column_zone_is_unknown_not_the_number(value: str) -> None:
     found = time_zones("+18504321234", column=value)
     assert found.key is None and found.source == FROM_COLUMN
