@@ -123,3 +123,20 @@ def test_status_shows_the_deadline_and_counts_unknown_against_the_budget(
     simulator.set_faults(drop_rate=0.0)
     send = run("--endpoint-url", simulator.url, "send", "c", "--yes", "--prices", "prices.csv")
     assert "$0.02 of it estimated spent (sent or unknown so far)" in send.stderr  # the same figure
+
+
+@pytest.mark.parametrize("region", ["ZZ", "usa"])
+def test_create_with_recipients_and_an_unknown_region_creates_nothing(
+    run: Cli, tmp_path: Path, region: str
+) -> None:
+    """Before: the campaign was created, then the import failed with 'fix the file' (the file
+    was fine) and the campaign stayed, empty, in the way of the next `create`."""
+    write_csv(tmp_path / "r.csv", "phone\n2065550111\n")
+    args = ["-m", "Hi", "--recipients", "r.csv", "--default-region", region]
+    line = error_line(run("create", "c", "-o", ORIGIN, *args, code=1))
+    assert line == f"Error: --default-region {region!r} is not a known country code " + (
+        "(ISO alpha-2, e.g. US, GB, DE)"
+    )
+    assert run.json("list", "--json") == []
+    run("create", "c", "-o", ORIGIN, "-m", "Hi", "--recipients", "r.csv", "--default-region", "us")
+    assert run.json("status", "c", "--json")["recipients"] == 1
