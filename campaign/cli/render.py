@@ -563,10 +563,21 @@ def render_waiting(held: Waiting) -> str:
     line = "Waiting: " + "; ".join(_waiting_parts(held)) + "."
     if held.deadline is not None:
         line += f" The deadline {_utc(held.deadline)} comes first: they expire then."
+    elif _until_is_the_cap_recheck(held):
+        line += (
+            " Sending resumes by itself as the cap lets numbers through (it looks again every "
+            "minute; Ctrl-C stops; run the same command later)."
+        )
     elif held.until is not None:
         line += f" Sending resumes by itself at {_utc(held.until)}"
         line += " (Ctrl-C stops; run the same command later)." if held.window else "."
     return line
+
+
+def _until_is_the_cap_recheck(held: Waiting) -> bool:
+    """`until` is only when the sender looks again for numbers the frequency cap let through
+    (campaign.sending.admission.CAP_RECHECK), not a moment anyone is known to be sendable."""
+    return bool(held.capped) and held.until is not None and held.until != held.next_opening
 
 
 def render_stopped_waiting(held: Waiting, name: str) -> str:
@@ -574,6 +585,11 @@ def render_stopped_waiting(held: Waiting, name: str) -> str:
     line = "Stopped: " + "; ".join(_waiting_parts(held)) + "."
     if held.deadline is not None:
         line += f" The deadline {_utc(held.deadline)} comes before any window opens."
+    elif _until_is_the_cap_recheck(held):
+        line += (
+            f" Run `campaign send {name}` again later: the frequency cap lets a number through "
+            "once its earlier messages are older than the cap's period."
+        )
     elif held.until is not None:
         line += f" Run `campaign send {name}` again at {_utc(held.until)} or later."
     return line

@@ -140,3 +140,24 @@ def test_create_with_recipients_and_an_unknown_region_creates_nothing(
     assert run.json("list", "--json") == []
     run("create", "c", "-o", ORIGIN, "-m", "Hi", "--recipients", "r.csv", "--default-region", "us")
     assert run.json("status", "c", "--json")["recipients"] == 1
+
+
+def test_no_wait_with_the_cap_promises_no_time_it_cannot_keep(
+    run: Cli, tmp_path: Path, simulator: Any
+) -> None:
+    """Before: 'Run `campaign send b` again at <a minute from now> or later', while the cap
+    holds the number for 24 h: the cron job ran again and got exit 5 again."""
+    write_csv(tmp_path / "r.csv", "phone\n+12065550111\n")
+    for name, cap in (("a", []), ("b", ["--max-per-recipient", "1", "--per", "24"])):
+        run(
+            "create", name, "-o", ORIGIN, "-m", "Hi", "--message-type", "TRANSACTIONAL",
+            *cap, "--recipients", "r.csv",
+        )  # fmt: skip
+    run("--endpoint-url", simulator.url, "send", "a", "--yes")
+    result = run("--endpoint-url", simulator.url, "send", "b", "--yes", "--no-wait", code=5)
+    assert "1 recipient inside their window is held by the frequency cap" in result.stderr
+    assert "again at" not in result.stderr
+    assert "Run `campaign send b` again later: the frequency cap lets a number through" in (
+        result.stderr
+    )
+    assert len(simulator.accepted()) == 1
