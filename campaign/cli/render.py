@@ -580,18 +580,20 @@ def _until_is_the_cap_recheck(held: Waiting) -> bool:
     return bool(held.capped) and held.until is not None and held.until != held.next_opening
 
 
-def render_stopped_waiting(held: Waiting, name: str) -> str:
-    """How a send stopped with `--no-wait` (or with only undecided recipients left) ends: exit 5."""
+def render_stopped_waiting(held: Waiting, name: str, command: str | None = None) -> str:
+    """How a send stopped with `--no-wait` (or with only undecided recipients left) ends: exit 5.
+    `command`: the whole command that resumes it (default `campaign send NAME`)."""
+    command = command or f"campaign send {name}"
     line = "Stopped: " + "; ".join(_waiting_parts(held)) + "."
     if held.deadline is not None:
         line += f" The deadline {_utc(held.deadline)} comes before any window opens."
     elif _until_is_the_cap_recheck(held):
         line += (
-            f" Run `campaign send {name}` again later: the frequency cap lets a number through "
+            f" Run `{command}` again later: the frequency cap lets a number through "
             "once its earlier messages are older than the cap's period."
         )
     elif held.until is not None:
-        line += f" Run `campaign send {name}` again at {_utc(held.until)} or later."
+        line += f" Run `{command}` again at {_utc(held.until)} or later."
     return line
 
 

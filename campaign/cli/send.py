@@ -529,7 +529,7 @@ def _finish(
             f"service errors; still pending: run `{again}` again"
         )
     if stats.stop == StopReason.WAITING and stats.waiting is not None:
-        raise StoppedWaiting(render_stopped_waiting(stats.waiting, name))
+        raise StoppedWaiting(render_stopped_waiting(stats.waiting, name, again))
     if stats.stop == StopReason.LIMIT:
         say(
             f"Stopped at --limit; the rest stays pending for the next `{again}`.",

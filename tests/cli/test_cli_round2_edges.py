@@ -6,6 +6,7 @@ Nothing here depends on the time of day: windows that must be closed are chosen 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,26 @@ def test_no_wait_with_the_cap_promises_no_time_it_cannot_keep(
     result = run("--endpoint-url", simulator.url, "send", "b", "--yes", "--no-wait", code=5)
     assert "1 recipient inside their window is held by the frequency cap" in result.stderr
     assert "again at" not in result.stderr
-    assert "Run `campaign send b` again later: the frequency cap lets a number through" in (
-        result.stderr
-    )
+    assert "send b --yes` again later: the frequency cap lets a number through" in result.stderr
     assert len(simulator.accepted()) == 1
+
+
+def test_no_wait_names_the_whole_command_that_resumes(
+    run: Cli, tmp_path: Path, simulator: Any
+) -> None:
+    """A campaign with a budget needs --prices: 'Run `campaign send c` again at ...' was a command
+    that fails (usage error), and it dropped the endpoint the send used."""
+    write_csv(tmp_path / "r.csv", "phone,tz\n+12065550111,Etc/UTC\n")
+    write_csv(tmp_path / "prices.csv", "country,price_per_part\nUS,0.01\n")
+    now = datetime.now(UTC)
+    start = now + timedelta(hours=3)  # closed now, whatever the hour: a one-hour window 3 h ahead
+    window = f"{start:%H}:00-{(start + timedelta(hours=1)):%H}:00"
+    run("create", "c", "-o", ORIGIN, "-m", "Hi", "--window", window, "--budget", "5")
+    run("import", "c", "r.csv", "--timezone-column", "tz")
+    result = run(
+        "--endpoint-url", simulator.url, "send", "c", "--yes", "--prices", "prices.csv",
+        "--no-wait", code=5,
+    )  # fmt: skip
+    resume = f"campaign --endpoint-url {simulator.url} send c --prices prices.csv --yes"
+    assert f"Run `{resume}` again at " in result.stderr
+    assert simulator.accepted() == []
