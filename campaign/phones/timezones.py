@@ -196,8 +196,10 @@ def _lengths_by_head() -> dict[str, tuple[int, ...]]:
 _LENGTHS_BY_HEAD: Final = _lengths_by_head()
 _UNKNOWN_ZONE: Final = "Etc/Unknown"  # phonenumbers' (ICU's) "no idea"
 # Files of the zone database that are no place's zone: this machine's own clock (a guess, and
-# another on each sender), the POSIX rules template, tzdata's "zone not set".
+# another on each sender), the POSIX rules template, tzdata's "zone not set"; and the copies
+# under posix/ and right/ (leap seconds: a clock 27 s off), which not every machine has.
 _NOT_PLACES: Final = frozenset({"localtime", "posixrules", "Factory"})
+_NOT_PLACE_FOLDERS: Final = ("posix/", "right/")
 _NANP_TOLL_FREE: Final = frozenset({"800", "833", "844", "855", "866", "877", "888"})
 
 
@@ -349,7 +351,12 @@ def _zone_names_by_lower_case() -> dict[str, str]:
 def _column_zone(value: str) -> TimeZones:
     text = value.strip()
     name = text if _zone_in_database(text) else _zone_names_by_lower_case().get(text.lower())
-    if name is None or name == _UNKNOWN_ZONE or name in _NOT_PLACES:
+    if (
+        name is None
+        or name == _UNKNOWN_ZONE
+        or name in _NOT_PLACES
+        or name.startswith(_NOT_PLACE_FOLDERS)
+    ):
         return TimeZones(
             None,
             FROM_COLUMN,

@@ -155,6 +155,8 @@ def test_the_column_is_read_case_insensitively() -> None:
         "LocalTime",
         "posixrules",
         "Factory",
+        "right/UTC",  # leap seconds: 27 s off, and not on every machine
+        "posix/Europe/Paris",
     ],
 )
 def test_an_invalid_column_zone_is_unknown_not_the_number(value: str) -> None:
