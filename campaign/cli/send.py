@@ -295,7 +295,15 @@ def _before_sending(
         )
     classes = None  # the plan's
     n = unknown_before + recovered
-    if plan.request.retry_unknown and n:
+    if plan.request.retry_unknown and n and _past_deadline(campaign):
+        # Back to pending they would only expire, and `expired` would hide that they may have
+        # the message (and what it may have cost the budget).
+        say(
+            f"--retry-unknown: the deadline has passed, so nobody may be sent: "
+            f"{count(n, 'recipient')} with an unknown outcome stay `unknown`.",
+            settings,
+        )
+    elif plan.request.retry_unknown and n:
         say(
             f"--retry-unknown: {count(n, 'recipient')} with an unknown outcome go back to "
             "pending. Some of them may already have the message and will get it "
@@ -598,15 +606,23 @@ class StoppedWaiting(click.ClickException):
         click.echo(self.format_message(), err=True)  # not an error: a stop the user asked for
 
 
+def _past_deadline(campaign: Campaign) -> bool:
+    """Has the last moment a message may leave before the deadline passed?"""
+    from campaign.domain import now
+    from campaign.options import TTL_MIN
+    from campaign.sending.admission import DEADLINE_MARGIN
+
+    deadline = campaign.deadline
+    return deadline is not None and now() >= deadline - timedelta(seconds=TTL_MIN) - DEADLINE_MARGIN
+
+
 def _expire_past_deadline(settings: Settings, campaign: Campaign) -> int:
     """A send after the deadline sends nothing: the pending recipients expire, and it says so.
     Returns how many expired."""
-    from campaign.domain import now
-    from campaign.options import TTL_MIN
-    from campaign.sending.admission import DEADLINE_MARGIN, expired_reason
+    from campaign.sending.admission import expired_reason
 
     deadline = campaign.deadline
-    if deadline is None or now() < deadline - timedelta(seconds=TTL_MIN) - DEADLINE_MARGIN:
+    if deadline is None or not _past_deadline(campaign):
         return 0
     expired = settings.ledger.expire_pending(campaign.id, expired_reason(deadline))
     if expired:

@@ -181,3 +181,26 @@ def test_no_wait_names_the_whole_command_that_resumes(
     resume = f"campaign --endpoint-url {simulator.url} send c --prices prices.csv --yes"
     assert f"Run `{resume}` again at " in result.stderr
     assert simulator.accepted() == []
+
+
+def test_retry_unknown_after_the_deadline_leaves_them_unknown(
+    run: Cli, tmp_path: Path, simulator: Any
+) -> None:
+    """Before: they went back to pending and at once became `expired` ("the deadline passed
+    before it could be sent"), though they may have the message."""
+    write_csv(tmp_path / "r.csv", "phone\n+12065550111\n+12065550112\n")
+    run(
+        "create", "c", "-o", ORIGIN, "-m", "Hi", "--message-type", "TRANSACTIONAL",
+        "--recipients", "r.csv",
+    )  # fmt: skip
+    simulator.set_faults(drop_rate=1.0)
+    run("--endpoint-url", simulator.url, "send", "c", "--yes")
+    run("edit", "c", "--deadline", "2026-01-01T00:00Z")
+    simulator.set_faults(drop_rate=0.0)
+    result = run("--endpoint-url", simulator.url, "send", "c", "--yes", "--retry-unknown")
+    assert "the deadline has passed, so nobody may be sent: 2 recipients with an unknown " in (
+        result.stderr
+    )
+    counts = run.json("status", "c", "--json")["counts"]
+    assert counts["unknown"] == 2 and counts["expired"] == 0
+    assert len(simulator.accepted(dry_run=False)) == 2  # the first, dropped, calls only
