@@ -643,6 +643,8 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
         verdict = (
             "met: everyone is sent before it"
             if calendar.meets_deadline
+            else f"already passed: the next send expires the {calendar.left_over:,} pending"
+            if calendar.deadline <= calendar.now
             else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
         )
         lines.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
