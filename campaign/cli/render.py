@@ -517,7 +517,7 @@ def render_holdback(held: Holdback) -> str:
     parts = []
     if held.waiting:
         parts.append(
-            f"{held.waiting:,} wait for their window"
+            f"{held.waiting:,} {_verb(held.waiting, 'waits', 'wait')} for their window"
             + (
                 f" (the next opens {_utc(held.next_opening)} for {held.opening_then:,})"
                 if held.next_opening is not None
@@ -525,15 +525,19 @@ def render_holdback(held: Holdback) -> str:
             )
         )
     if held.unknown_zone:
-        parts.append(f"{held.unknown_zone:,} have an unknown time zone")
+        parts.append(f"{held.unknown_zone:,} {_verb(held.unknown_zone)} an unknown time zone")
     if held.empty_window:
-        parts.append(f"{held.empty_window:,} have zones never open at once")
+        parts.append(f"{held.empty_window:,} {_verb(held.empty_window)} zones never open at once")
     return (
         line
         + f"It holds back {held.held_now:,} of {held.open_now + held.held_now:,} pending now: "
         + "; ".join(parts)
         + "."
     )
+
+
+def _verb(n: int, one: str = "has", many: str = "have") -> str:
+    return one if n == 1 else many
 
 
 def _waiting_parts(held: Waiting) -> list[str]:
