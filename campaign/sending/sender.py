@@ -93,12 +93,11 @@ def _waiting_news(held: Waiting) -> tuple[object, ...]:
 def recorded_spend(
     ledger: Ledger, campaign_id: int, prices: PriceTable | None
 ) -> tuple[Decimal, int]:
-    """(estimated spend, unpriced recipients) of what the ledger says was sent for the campaign,
-    counting `unknown` (may have been sent) and `sending` (calls in flight) as sent."""
+    """(estimated spend, unpriced calls) of the calls the ledger says may have cost money:
+    accepted, `unknown` and in flight, each call of a recipient retried with --retry-unknown."""
     if prices is None:
         return Decimal(0), 0
-    states = (S.SENT.value, S.UNKNOWN.value, S.SENDING.value)
-    return classes_cost(ledger.parts_classes(campaign_id, states), prices)
+    return classes_cost(ledger.called_classes(campaign_id), prices)
 
 
 class SenderFailed(UserError):

@@ -204,3 +204,26 @@ def test_retry_unknown_after_the_deadline_leaves_them_unknown(
     counts = run.json("status", "c", "--json")["counts"]
     assert counts["unknown"] == 2 and counts["expired"] == 0
     assert len(simulator.accepted(dry_run=False)) == 2  # the first, dropped, calls only
+
+
+def test_retry_unknown_counts_the_first_calls_against_the_campaign_budget(
+    run: Cli, tmp_path: Path, simulator: Any
+) -> None:
+    """Before: --retry-unknown made the unknown `pending`, the budget forgot their first calls
+    (which the service had accepted here) and the run spent the budget again: $0.04 of $0.02."""
+    write_csv(tmp_path / "r.csv", "phone\n+12065550111\n+12065550112\n+12065550113\n")
+    write_csv(tmp_path / "prices.csv", "country,price_per_part\nUS,0.01\n")
+    run(
+        "create", "c", "-o", ORIGIN, "-m", "Hi", "--message-type", "TRANSACTIONAL",
+        "--budget", "0.02", "--recipients", "r.csv",
+    )  # fmt: skip
+    send = ("--endpoint-url", simulator.url, "send", "c", "--yes", "--prices", "prices.csv")
+    simulator.set_faults(drop_rate=1.0)  # accepted, then the connection drops: `unknown`
+    run(*send, "--limit", "2")
+    simulator.set_faults(drop_rate=0.0)
+    result = run(*send, "--retry-unknown", code=4)
+    assert "$0.02 of it estimated spent (sent or unknown so far)" in result.stderr
+    assert "the campaign's budget is reached" in result.stderr
+    assert len(simulator.accepted(dry_run=False)) == 2  # the two first calls, nothing more
+    text = run("status", "c", "--prices", "prices.csv").stdout
+    assert "Budget: $0.02 for every send of the campaign together; $0.02 of it estimated" in text
