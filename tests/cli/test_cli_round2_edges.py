@@ -15,6 +15,8 @@ import pytest
 from tests.helpers import Cli, write_csv
 
 ORIGIN = "+12065550100"
+# On SQLite and on PostgreSQL (tests/cli/conftest.py): what the ledger stores and counts.
+ON_BOTH = pytest.mark.usefixtures("sqlite_or_postgres_url")
 
 
 def error_line(result: Any) -> str:
@@ -60,6 +62,7 @@ def test_a_budget_the_ledger_cannot_hold_is_refused(run: Cli, budget: str, says:
     assert run.json("status", "c", "--json")["budget"] is None
 
 
+@ON_BOTH
 def test_a_budget_is_stored_and_shown_in_plain_digits(run: Cli) -> None:
     result = run("create", "c", "-o", ORIGIN, "-m", "Hi", "--budget", "1e3")
     assert "Budget: $1000 for every send" in result.stderr
@@ -94,6 +97,7 @@ def test_a_send_after_the_deadline_does_not_offer_those_it_expired(
     assert simulator.accepted() == []
 
 
+@ON_BOTH
 def test_status_shows_the_deadline_and_counts_unknown_against_the_budget(
     run: Cli, tmp_path: Path, simulator: Any
 ) -> None:
@@ -206,6 +210,7 @@ def test_retry_unknown_after_the_deadline_leaves_them_unknown(
     assert len(simulator.accepted(dry_run=False)) == 2  # the first, dropped, calls only
 
 
+@ON_BOTH
 def test_retry_unknown_counts_the_first_calls_against_the_campaign_budget(
     run: Cli, tmp_path: Path, simulator: Any
 ) -> None:
