@@ -232,3 +232,15 @@ def test_retry_unknown_counts_the_first_calls_against_the_campaign_budget(
     assert len(simulator.accepted(dry_run=False)) == 2  # the two first calls, nothing more
     text = run("status", "c", "--prices", "prices.csv").stdout
     assert "Budget: $0.02 for every send of the campaign together; $0.02 of it estimated" in text
+
+
+def test_a_second_import_counts_only_its_own_held_recipients(run: Cli, tmp_path: Path) -> None:
+    """Before: a 1-row file 'held' 3 recipients: the campaign's, earlier files' included."""
+    write_csv(tmp_path / "a.csv", "phone,tz\n+12065550111,Mars/A\n+12065550112,Mars/B\n")
+    write_csv(tmp_path / "b.csv", "phone,tz\n+12065550113,Mars/C\n+12065550114,Europe/Paris\n")
+    run("create", "c", "-o", ORIGIN, "-m", "Hi")
+    first = run("import", "c", "a.csv", "--timezone-column", "tz")
+    assert "  2 recipients held by the sending window: 2 with an unknown time zone" in first.stderr
+    second = run("import", "c", "b.csv", "--timezone-column", "tz")
+    assert "  1 recipient held by the sending window: 1 with an unknown time zone" in second.stderr
+    assert run.json("status", "c", "--json")["window"]["held"]["unknown_zone"] == 3
