@@ -597,15 +597,15 @@ class Sender:
         return self.options.budget is not None or self.campaign.budget is not None
 
     def _start_budget(self) -> None:
-        """The campaign's budget covers every run: what earlier runs sent (or may have: unknown)
-        counts from the start, so a resumed send never spends it again."""
+        """The campaign's budget covers every run: the calls earlier runs made that may have cost
+        (accepted, unknown, in flight) count from the start: a resumed send never spends it again."""
         if self.campaign.budget is None or not self._budgeted:
             return
         spent, unpriced = recorded_spend(self.ledger, self.campaign.id, self.options.prices)
         self._spent_before = spent
         if unpriced:
             raise SenderFailed(
-                f"{count(unpriced, 'recipient')} already sent without a price in the price "
+                f"{count(unpriced, 'message')} already sent without a price in the price "
                 "table, so the "
                 f"campaign's budget (${self.campaign.budget}) cannot be held; add their countries "
                 "to the table"
