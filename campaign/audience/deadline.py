@@ -28,7 +28,8 @@ def parse_deadline(text: str) -> datetime:
     """--deadline as ISO 8601 with a UTC offset or Z ("2026-05-01T20:00+02:00", "...T18:00Z"),
     as an aware UTC datetime. A time without an offset is refused: whose 20:00 would it be?"""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        stripped = text.strip()  # RFC 3339 allows a lowercase z; fromisoformat does not
+        moment = datetime.fromisoformat(stripped[:-1] + "Z" if stripped.endswith("z") else stripped)
     except ValueError:
         raise DeadlineError(
             f"--deadline {text!r} is not an ISO 8601 date and time "

@@ -42,6 +42,7 @@ def test_time_to_live(left: float | None, ttl: int | None, expected: TimeToLive)
         "2026-05-01T18:00Z",
         "2026-05-01 18:00:00+00:00",
         " 2026-05-01T13:00-05:00 ",
+        "2026-05-01t18:00z",  # RFC 3339 allows both in lower case
     ],
 )
 def test_parse_deadline(text: str) -> None:
