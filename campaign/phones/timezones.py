@@ -52,6 +52,7 @@ __all__ = [
     "FROM_COLUMN",
     "FROM_COUNTRY",
     "FROM_NUMBER",
+    "NANP_COUNTRY_ZONES",
     "TimeZoneResolver",
     "TimeZones",
     "time_zones",
@@ -161,6 +162,30 @@ CORRECTED_ZONES: Final[dict[str, tuple[str, str]]] = {
     ),
 }
 
+# The countries of +1 besides the US and Canada that phonenumbers has no time zone data for (it
+# knows DO, GU, MP, PR and VI): each is on one clock, the zone tzdata gives the country. Without
+# this table every mobile of Jamaica or the Bahamas was held as "nowhere in particular".
+NANP_COUNTRY_ZONES: Final[dict[str, str]] = {
+    "AG": "America/Antigua",
+    "AI": "America/Anguilla",
+    "AS": "Pacific/Pago_Pago",
+    "BB": "America/Barbados",
+    "BM": "Atlantic/Bermuda",
+    "BS": "America/Nassau",
+    "DM": "America/Dominica",
+    "GD": "America/Grenada",
+    "JM": "America/Jamaica",
+    "KN": "America/St_Kitts",
+    "KY": "America/Cayman",
+    "LC": "America/St_Lucia",
+    "MS": "America/Montserrat",
+    "SX": "America/Lower_Princes",
+    "TC": "America/Grand_Turk",
+    "TT": "America/Port_of_Spain",
+    "VC": "America/St_Vincent",
+    "VG": "America/Tortola",
+}
+
 # -- phonenumbers' lookup, without its cost -----------------------------------------------------
 
 # Types phonenumbers resolves by prefix (is_number_type_geographical); MOBILE only in these
@@ -266,7 +291,10 @@ def _dropped_note(dropped: tuple[str, ...], reasons: dict[str, str]) -> str | No
     return "; ".join(parts) or None
 
 
-def _nanp_unknown(npa: str) -> TimeZones:
+def _nanp_unknown(npa: str, region: str | None = None) -> TimeZones:
+    zone = NANP_COUNTRY_ZONES.get(region or "")
+    if zone is not None and _zone_in_database(zone):
+        return TimeZones(zone, FROM_COUNTRY)
     return TimeZones(
         None,
         FROM_COUNTRY,
@@ -327,7 +355,7 @@ class TimeZoneResolver:
         found = self._by_prefix.get(key)
         if found is None:
             if prefix.startswith("nanp "):
-                found = _nanp_unknown(prefix[5:])
+                found = _nanp_unknown(prefix[5:], region)
             else:
                 found = _from_phonenumbers(prefix, region)
             self._by_prefix[key] = found
