@@ -583,7 +583,13 @@ def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
     achieved = stats.parts_per_second()
     elapsed = time.monotonic() - stats.started
     mps = plan.rate.mps
-    if elapsed > PACE_NOTE_AFTER_SECONDS and not stats.throttles and achieved < 0.9 * mps:
+    waited = stats.waiting is not None  # for a window or the cap: that time says nothing of pace
+    if (
+        elapsed > PACE_NOTE_AFTER_SECONDS
+        and not stats.throttles
+        and not waited
+        and achieved < 0.9 * mps
+    ):
         # Honest about who set the pace: not AWS (no throttles), so this machine or the
         # number of calls in flight.
         say(

@@ -244,3 +244,20 @@ def test_a_second_import_counts_only_its_own_held_recipients(run: Cli, tmp_path:
     second = run("import", "c", "b.csv", "--timezone-column", "tz")
     assert "  1 recipient held by the sending window: 1 with an unknown time zone" in second.stderr
     assert run.json("status", "c", "--json")["window"]["held"]["unknown_zone"] == 3
+
+
+def test_a_run_that_waited_for_its_window_says_nothing_of_its_pace(
+    run: Cli, tmp_path: Path, simulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a send that waited for a window until its deadline ended with 'Note: 0 parts/s
+    of the 1000 allowed ... the limit was this side: CPU ... or --concurrency'. The note's
+    10 seconds are 0 here so that the run need not last them."""
+    monkeypatch.setattr("campaign.cli.send.PACE_NOTE_AFTER_SECONDS", 0)
+    write_csv(tmp_path / "r.csv", "phone,tz\n+12065550111,Etc/UTC\n")
+    start = datetime.now(UTC) + timedelta(hours=3)  # closed now: a one-hour window 3 h ahead
+    window = f"{start:%H}:00-{(start + timedelta(hours=1)):%H}:00"
+    run("create", "c", "-o", ORIGIN, "-m", "Hi", "--window", window)
+    run("import", "c", "r.csv", "--timezone-column", "tz")
+    result = run("--endpoint-url", simulator.url, "send", "c", "--yes", "--no-wait", code=5)
+    assert "Sent 0 (0 parts)" in result.stderr
+    assert "parts/s of the" not in result.stderr
