@@ -635,7 +635,11 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
                 _clip(plan.load.zone_key or "-", 36),
                 f"{plan.load.recipients:,}",
                 "now" if plan.opens_at == calendar.now else _short(plan.opens_at),
-                _short(plan.finishes_at) if plan.finishes_at else "not in time",
+                _short(plan.finishes_at)
+                if plan.finishes_at
+                else "not in time"
+                if calendar.deadline is not None
+                else "not in a year",
             )
         )
     if len(rows) > 12:
@@ -643,6 +647,12 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
     if calendar.finishes_at is not None:
         took = (calendar.finishes_at - calendar.now).total_seconds()
         lines.append(f"  finishes {_utc(calendar.finishes_at)}, in about {format_duration(took)}")
+    elif calendar.deadline is None and calendar.left_over > calendar.never:
+        # The calendar looks a year ahead (CALENDAR_HORIZON): say so rather than leave it silent.
+        lines.append(
+            f"  does not finish within a year: {count(calendar.left_over - calendar.never, 'recipient')} "
+            "would still be pending; raise --mps or widen the window"
+        )
     if calendar.deadline is not None:
         verdict = (
             "met: everyone is sent before it"

@@ -261,3 +261,21 @@ def test_a_run_that_waited_for_its_window_says_nothing_of_its_pace(
     result = run("--endpoint-url", simulator.url, "send", "c", "--yes", "--no-wait", code=5)
     assert "Sent 0 (0 parts)" in result.stderr
     assert "parts/s of the" not in result.stderr
+
+
+def test_estimate_says_when_a_campaign_does_not_finish_within_a_year() -> None:
+    """Before: without a deadline, a group not done in the calendar's year read 'not in time'
+    and no line said why 381 recipients were left over."""
+    from campaign.audience.gate import holdback
+    from campaign.audience.schedule import GroupLoad, plan_calendar
+    from campaign.audience.windows import policy_from_options
+    from campaign.cli.render import render_calendar
+
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    loads = [GroupLoad("America/Los_Angeles", "US", 600, 600)]
+    policy = policy_from_options("PROMOTIONAL", "10:00-10:01", None, no_window=False)
+    calendar = plan_calendar(loads, policy, 0.01, now)  # a minute a day, 100 s a message
+    assert calendar.finishes_at is None and calendar.left_over > 300
+    text = render_calendar(calendar, holdback(loads, policy, now))
+    assert "not in a year" in text and "not in time" not in text
+    assert f"does not finish within a year: {calendar.left_over} recipients would still" in text
