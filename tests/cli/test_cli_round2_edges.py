@@ -1,8 +1,9 @@
 """The round-2 options at their edges, as an outside tester found them: values a user can type
 that must end in one `Error:` line with nothing stored, and summaries that must stay true.
 
-Nothing here depends on the time of day: windows that must be closed are chosen from the clock
-(tests/cli/test_cli_windows.py does the same), and PROMOTIONAL sends pass --no-window."""
+Nothing here depends on the time of day: a window that must be closed is chosen from the clock
+(an hour starting 3 h from now, in Etc/UTC), and the other sends are TRANSACTIONAL or pass
+--no-window."""
 
 from __future__ import annotations
 
