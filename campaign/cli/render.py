@@ -644,24 +644,7 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
         )
     if len(rows) > 12:
         lines.append(f"    ... and {len(rows) - 12:,} more time-zone groups (see --json)")
-    if calendar.finishes_at is not None:
-        took = (calendar.finishes_at - calendar.now).total_seconds()
-        lines.append(f"  finishes {_utc(calendar.finishes_at)}, in about {format_duration(took)}")
-    elif calendar.deadline is None and calendar.left_over > calendar.never:
-        # The calendar looks a year ahead (CALENDAR_HORIZON): say so rather than leave it silent.
-        lines.append(
-            f"  does not finish within a year: {count(calendar.left_over - calendar.never, 'recipient')} "
-            "would still be pending; raise --mps or widen the window"
-        )
-    if calendar.deadline is not None:
-        verdict = (
-            "met: everyone is sent before it"
-            if calendar.meets_deadline
-            else f"already passed: the next send expires the {calendar.left_over:,} pending"
-            if calendar.deadline <= calendar.now
-            else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
-        )
-        lines.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
+    lines += _calendar_end(calendar)
     if held.never:
         lines.append(
             f"  held, never sent as things stand: {held.unknown_zone:,} with an unknown time "
@@ -674,6 +657,31 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
         else line
         for line in lines
     )
+
+
+def _calendar_end(calendar: Calendar) -> list[str]:
+    """When the calendar finishes (or that it does not within its year), and the deadline's
+    verdict."""
+    end: list[str] = []
+    if calendar.finishes_at is not None:
+        took = (calendar.finishes_at - calendar.now).total_seconds()
+        end.append(f"  finishes {_utc(calendar.finishes_at)}, in about {format_duration(took)}")
+    elif calendar.deadline is None and calendar.left_over > calendar.never:
+        # The calendar looks a year ahead (CALENDAR_HORIZON): say so rather than leave it silent.
+        end.append(
+            f"  does not finish within a year: {count(calendar.left_over - calendar.never, 'recipient')} "
+            "would still be pending; raise --mps or widen the window"
+        )
+    if calendar.deadline is not None:
+        verdict = (
+            "met: everyone is sent before it"
+            if calendar.meets_deadline
+            else f"already passed: the next send expires the {calendar.left_over:,} pending"
+            if calendar.deadline <= calendar.now
+            else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
+        )
+        end.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
+    return end
 
 
 def _short(moment: datetime | None) -> str:
