@@ -33,6 +33,9 @@ CURRENCY = "USD"
 ANY_COUNTRY = "*"
 # JSON amounts are rounded to a micro-dollar (see the module docstring).
 JSON_QUANTUM = Decimal("0.000001")
+# No SMS part costs this much (MaxPrice, per message, stops at 99.99999): a figure above it is a
+# typo or another unit, and one far above it leaves Decimal's precision in the totals.
+MAX_AMOUNT_PER_PART = Decimal(100)
 UNKNOWN_COUNTRY_LABEL = "??"
 
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
@@ -219,6 +222,11 @@ def _parse_amount(text: str, column: str, where: str, *, required: bool) -> Deci
         raise PriceTableError(f"{where}: {column} {text!r} is not a number")
     if value < 0:
         raise PriceTableError(f"{where}: {column} {text!r} is negative")
+    if value > MAX_AMOUNT_PER_PART:
+        raise PriceTableError(
+            f"{where}: {column} {text!r} is more than ${MAX_AMOUNT_PER_PART} a part "
+            "(the table is in US dollars per message part)"
+        )
     return value
 
 

@@ -17,6 +17,9 @@ from campaign.options import TTL_MAX, TTL_MIN
 __all__ = ["DeadlineError", "TimeToLive", "parse_deadline", "time_to_live"]
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 9998  # a --deadline's years (UTC)
+
+
 class DeadlineError(UserError, ValueError):
     """A --deadline that can't be used; the message names the option."""
 
@@ -25,7 +28,8 @@ def parse_deadline(text: str) -> datetime:
     """--deadline as ISO 8601 with a UTC offset or Z ("2026-05-01T20:00+02:00", "...T18:00Z"),
     as an aware UTC datetime. A time without an offset is refused: whose 20:00 would it be?"""
     try:
-        moment = datetime.fromisoformat(text.strip())
+        stripped = text.strip()  # RFC 3339 allows a lowercase z; fromisoformat does not
+        moment = datetime.fromisoformat(stripped[:-1] + "Z" if stripped.endswith("z") else stripped)
     except ValueError:
         raise DeadlineError(
             f"--deadline {text!r} is not an ISO 8601 date and time "
@@ -36,7 +40,16 @@ def parse_deadline(text: str) -> datetime:
             f"--deadline {text!r} has no UTC offset: add one (2026-05-01T20:00+02:00) "
             "or Z for UTC (2026-05-01T18:00Z)"
         )
-    return moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        moment = datetime.max.replace(tzinfo=UTC)
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        # Beyond these, the arithmetic around a deadline (margins, expiry) leaves datetime's range.
+        raise DeadlineError(
+            f"--deadline {text!r} is out of range: give a year from {FIRST_YEAR} to {LAST_YEAR} (UTC)"
+        )
+    return moment
 
 
 @dataclass(frozen=True, slots=True)

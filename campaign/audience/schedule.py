@@ -205,13 +205,17 @@ def _calendar(
     later = [at for at in opens_at if at is not None and at > now]
     # The finish of everything that can be sent: the groups that never open wait for a decision.
     finished = all(p.finishes_at is not None for p in plans if p.opens_at is not None)
+    # Past the deadline nobody may be sent, open window or not: the next send expires them.
+    past_deadline = deadline is not None and deadline <= now
     return Calendar(
         now=now,
         mps=mps,
         deadline=deadline,
         groups=tuple(plans),
-        sendable_now=sum(p.load.recipients for p in plans if p.opens_at == now),
-        next_opening=min(later, default=None),
+        sendable_now=0
+        if past_deadline
+        else sum(p.load.recipients for p in plans if p.opens_at == now),
+        next_opening=None if past_deadline else min(later, default=None),
         finishes_at=max((p.finishes_at for p in plans if p.finishes_at), default=None)
         if finished
         else None,

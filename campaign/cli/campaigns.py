@@ -90,6 +90,10 @@ def create(
         raise click.UsageError("give the message with exactly one of --message or --message-file")
     with user_errors():
         spec, template = campaign_spec(name, given)
+        if recipients is not None:  # a bad region must not leave a campaign without its file
+            from campaign.importing.importer import checked_region
+
+            checked_region(default_region)
         campaign = settings.ledger.create_campaign(replace(spec, budget=budget))
     say(
         f"Created campaign {campaign.name!r} from {campaign.origination_identity}"

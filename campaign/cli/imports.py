@@ -117,6 +117,7 @@ def run_import(settings: Settings, campaign: Campaign, file: Path, options: Impo
 
     bar = _ImportProgress(settings)
     with user_errors():
+        held_before = _held(settings, campaign)  # the line after says what this file added
         try:
             summary = import_file(
                 settings.ledger, campaign, file, options, progress=bar.update, on_total=bar.start
@@ -153,24 +154,34 @@ def run_import(settings: Settings, campaign: Campaign, file: Path, options: Impo
         )
     if record.invalid:
         say(f"Each rejected row and its reason: campaign report {campaign.name}", settings)
-    _say_held(settings, campaign)
+    _say_held(settings, campaign, held_before)
 
 
-def _say_held(settings: Settings, campaign: Campaign) -> None:
-    """Recipients no window will let through: the user decides for them, the tool never guesses.
-    And the far-off zones left out of numbers' country-wide lists, so the user knows."""
-    from campaign.audience.gate import campaign_policy, dropped_zones, holdback
-    from campaign.cli.render import render_dropped_zones
+def _held(settings: Settings, campaign: Campaign) -> tuple[int, int]:
+    """(unknown zone, zones never open at once): the campaign's pending held until a decision."""
+    from campaign.audience.gate import campaign_policy, holdback
     from campaign.domain import now
+
+    held = holdback(settings.ledger.pending_groups(campaign.id), campaign_policy(campaign), now())
+    return held.unknown_zone, held.empty_window
+
+
+def _say_held(settings: Settings, campaign: Campaign, before: tuple[int, int] = (0, 0)) -> None:
+    """Recipients of this file no window will let through (the campaign's held minus `before`):
+    the user decides for them, the tool never guesses. And the far-off zones left out of
+    numbers' country-wide lists, so the user knows."""
+    from campaign.audience.gate import dropped_zones
+    from campaign.cli.render import render_dropped_zones
 
     for line in render_dropped_zones(dropped_zones(settings.ledger.zone_samples(campaign.id))):
         say(line, settings)
 
-    held = holdback(settings.ledger.pending_groups(campaign.id), campaign_policy(campaign), now())
-    if held.never:
+    after = _held(settings, campaign)
+    unknown_zone, empty_window = (max(a - b, 0) for a, b in zip(after, before, strict=True))
+    if unknown_zone + empty_window:
         say(
-            f"  {count(held.never, 'recipient')} held by the sending window: "
-            f"{held.unknown_zone:,} with an unknown time zone, {held.empty_window:,} whose zones "
+            f"  {count(unknown_zone + empty_window, 'recipient')} held by the sending window: "
+            f"{unknown_zone:,} with an unknown time zone, {empty_window:,} whose zones "
             "never share an open hour. See `campaign report`; give a --timezone-column, a "
             "--window or --no-window (campaign edit).",
             settings,

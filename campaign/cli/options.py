@@ -182,6 +182,11 @@ def json_option(help: str = "Print one JSON object.") -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+# A budget's bounds: the ledger stores it as text of at most 16 characters (999999999.999999).
+MAX_DOLLARS = Decimal(1_000_000_000)
+MICRO_DOLLAR = Decimal("0.000001")
+
+
 class Dollars(click.ParamType):
     """A positive amount in US dollars, as an exact Decimal."""
 
@@ -199,7 +204,18 @@ class Dollars(click.ParamType):
             ) from None
         if not amount.is_finite() or amount <= 0:
             raise click.BadParameter("must be a positive amount in dollars", ctx, param, hint)
-        return amount
+        if amount >= MAX_DOLLARS:
+            raise click.BadParameter(
+                f"{value!r} is too large: it must be less than ${MAX_DOLLARS:,}", ctx, param, hint
+            )
+        if amount != amount.quantize(MICRO_DOLLAR):
+            raise click.BadParameter(
+                f"{value!r} has more than 6 decimal places (a millionth of a dollar)",
+                ctx,
+                param,
+                hint,
+            )
+        return Decimal(f"{amount:f}")  # "1e3" -> 1000: the ledger stores and shows plain digits
 
 
 # `edit --budget none`: the campaign's budget is removed (Dollars never gives zero otherwise).

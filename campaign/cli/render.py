@@ -111,8 +111,14 @@ def render_status(status: CampaignStatus) -> str:
             + f", ${spend.to_send:,.2f} to send"
             + (f"; {count(spend.unpriced, 'recipient')} unpriced" if spend.unpriced else "")
         )
+    if status.deadline is not None:
+        lines.append(render_deadline(status.deadline))
     if status.budget is not None:
-        lines.append(render_budget(status.budget, status.spend.sent if status.spend else None))
+        spent = status.spend.counted if status.spend else None
+        lines.append(
+            render_budget(status.budget, spent)
+            + (" (sent or unknown so far)" if spent is not None else "")
+        )
     lines += render_delivery(status)
     live = status.sender
     if live is not None:
@@ -483,19 +489,21 @@ def render_when(campaign: Campaign) -> str:
 
     lines = [f"Sending window: {campaign_policy(campaign).describe()}."]
     if campaign.deadline is not None:
-        passed = campaign.deadline <= datetime.now(UTC)
-        lines.append(
-            f"Deadline: {_utc(campaign.deadline)} "
-            + (
-                "(already passed: a send expires what is pending and sends nothing)."
-                if passed
-                else "(nothing leaves after it)."
-            )
-        )
+        lines.append(render_deadline(campaign.deadline))
     cap = frequency_cap(campaign)
     if cap is not None:
         lines.append(f"Frequency cap: {cap.describe()}.")
     return "\n".join(lines)
+
+
+def render_deadline(deadline: datetime) -> str:
+    """The campaign's deadline line (`create`, `edit`, `status`)."""
+    passed = deadline <= datetime.now(UTC)
+    return f"Deadline: {_utc(deadline)} " + (
+        "(already passed: a send expires what is pending and sends nothing)."
+        if passed
+        else "(nothing leaves after it)."
+    )
 
 
 def render_holdback(held: Holdback) -> str:
@@ -509,7 +517,7 @@ def render_holdback(held: Holdback) -> str:
     parts = []
     if held.waiting:
         parts.append(
-            f"{held.waiting:,} wait for their window"
+            f"{held.waiting:,} {_verb(held.waiting, 'waits', 'wait')} for their window"
             + (
                 f" (the next opens {_utc(held.next_opening)} for {held.opening_then:,})"
                 if held.next_opening is not None
@@ -517,15 +525,19 @@ def render_holdback(held: Holdback) -> str:
             )
         )
     if held.unknown_zone:
-        parts.append(f"{held.unknown_zone:,} have an unknown time zone")
+        parts.append(f"{held.unknown_zone:,} {_verb(held.unknown_zone)} an unknown time zone")
     if held.empty_window:
-        parts.append(f"{held.empty_window:,} have zones never open at once")
+        parts.append(f"{held.empty_window:,} {_verb(held.empty_window)} zones never open at once")
     return (
         line
         + f"It holds back {held.held_now:,} of {held.open_now + held.held_now:,} pending now: "
         + "; ".join(parts)
         + "."
     )
+
+
+def _verb(n: int, one: str = "has", many: str = "have") -> str:
+    return one if n == 1 else many
 
 
 def _waiting_parts(held: Waiting) -> list[str]:
@@ -555,19 +567,37 @@ def render_waiting(held: Waiting) -> str:
     line = "Waiting: " + "; ".join(_waiting_parts(held)) + "."
     if held.deadline is not None:
         line += f" The deadline {_utc(held.deadline)} comes first: they expire then."
+    elif _until_is_the_cap_recheck(held):
+        line += (
+            " Sending resumes by itself as the cap lets numbers through (it looks again every "
+            "minute; Ctrl-C stops; run the same command later)."
+        )
     elif held.until is not None:
         line += f" Sending resumes by itself at {_utc(held.until)}"
         line += " (Ctrl-C stops; run the same command later)." if held.window else "."
     return line
 
 
-def render_stopped_waiting(held: Waiting, name: str) -> str:
-    """How a send stopped with `--no-wait` (or with only undecided recipients left) ends: exit 5."""
+def _until_is_the_cap_recheck(held: Waiting) -> bool:
+    """`until` is only when the sender looks again for numbers the frequency cap let through
+    (campaign.sending.admission.CAP_RECHECK), not a moment anyone is known to be sendable."""
+    return bool(held.capped) and held.until is not None and held.until != held.next_opening
+
+
+def render_stopped_waiting(held: Waiting, name: str, command: str | None = None) -> str:
+    """How a send stopped with `--no-wait` (or with only undecided recipients left) ends: exit 5.
+    `command`: the whole command that resumes it (default `campaign send NAME`)."""
+    command = command or f"campaign send {name}"
     line = "Stopped: " + "; ".join(_waiting_parts(held)) + "."
     if held.deadline is not None:
         line += f" The deadline {_utc(held.deadline)} comes before any window opens."
+    elif _until_is_the_cap_recheck(held):
+        line += (
+            f" Run `{command}` again later: the frequency cap lets a number through "
+            "once its earlier messages are older than the cap's period."
+        )
     elif held.until is not None:
-        line += f" Run `campaign send {name}` again at {_utc(held.until)} or later."
+        line += f" Run `{command}` again at {_utc(held.until)} or later."
     return line
 
 
@@ -605,21 +635,16 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
                 _clip(plan.load.zone_key or "-", 36),
                 f"{plan.load.recipients:,}",
                 "now" if plan.opens_at == calendar.now else _short(plan.opens_at),
-                _short(plan.finishes_at) if plan.finishes_at else "not in time",
+                _short(plan.finishes_at)
+                if plan.finishes_at
+                else "not in time"
+                if calendar.deadline is not None
+                else "not in a year",
             )
         )
     if len(rows) > 12:
         lines.append(f"    ... and {len(rows) - 12:,} more time-zone groups (see --json)")
-    if calendar.finishes_at is not None:
-        took = (calendar.finishes_at - calendar.now).total_seconds()
-        lines.append(f"  finishes {_utc(calendar.finishes_at)}, in about {format_duration(took)}")
-    if calendar.deadline is not None:
-        verdict = (
-            "met: everyone is sent before it"
-            if calendar.meets_deadline
-            else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
-        )
-        lines.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
+    lines += _calendar_end(calendar)
     if held.never:
         lines.append(
             f"  held, never sent as things stand: {held.unknown_zone:,} with an unknown time "
@@ -632,6 +657,31 @@ def render_calendar(calendar: Calendar, held: Holdback) -> str:
         else line
         for line in lines
     )
+
+
+def _calendar_end(calendar: Calendar) -> list[str]:
+    """When the calendar finishes (or that it does not within its year), and the deadline's
+    verdict."""
+    end: list[str] = []
+    if calendar.finishes_at is not None:
+        took = (calendar.finishes_at - calendar.now).total_seconds()
+        end.append(f"  finishes {_utc(calendar.finishes_at)}, in about {format_duration(took)}")
+    elif calendar.deadline is None and calendar.left_over > calendar.never:
+        # The calendar looks a year ahead (CALENDAR_HORIZON): say so rather than leave it silent.
+        end.append(
+            f"  does not finish within a year: {count(calendar.left_over - calendar.never, 'recipient')} "
+            "would still be pending; raise --mps or widen the window"
+        )
+    if calendar.deadline is not None:
+        verdict = (
+            "met: everyone is sent before it"
+            if calendar.meets_deadline
+            else f"already passed: the next send expires the {calendar.left_over:,} pending"
+            if calendar.deadline <= calendar.now
+            else f"MISSED: {count(calendar.left_over, 'recipient')} would be left to expire"
+        )
+        end.append(f"  deadline {_utc(calendar.deadline)}: {verdict}")
+    return end
 
 
 def _short(moment: datetime | None) -> str:

@@ -247,8 +247,9 @@ def run_send(
         unknown_before = ledger.count_state(campaign.id, RecipientState.UNKNOWN)
         recovered = sender.acquire()
         try:
-            if not request.dry_run:
-                _expire_past_deadline(settings, campaign)
+            if not request.dry_run and _expire_past_deadline(settings, campaign):
+                # The plan counted them pending: the summary must not offer to send them.
+                plan = replace(plan, classes=tuple(ledger.parts_classes(campaign.id)))
             workload = _before_sending(
                 settings, plan, recovered, unknown_before, yes, target=target
             )
@@ -294,7 +295,15 @@ def _before_sending(
         )
     classes = None  # the plan's
     n = unknown_before + recovered
-    if plan.request.retry_unknown and n:
+    if plan.request.retry_unknown and n and _past_deadline(campaign):
+        # Back to pending they would only expire, and `expired` would hide that they may have
+        # the message (and what it may have cost the budget).
+        say(
+            f"--retry-unknown: the deadline has passed, so nobody may be sent: "
+            f"{count(n, 'recipient')} with an unknown outcome stay `unknown`.",
+            settings,
+        )
+    elif plan.request.retry_unknown and n:
         say(
             f"--retry-unknown: {count(n, 'recipient')} with an unknown outcome go back to "
             "pending. Some of them may already have the message and will get it "
@@ -528,7 +537,7 @@ def _finish(
             f"service errors; still pending: run `{again}` again"
         )
     if stats.stop == StopReason.WAITING and stats.waiting is not None:
-        raise StoppedWaiting(render_stopped_waiting(stats.waiting, name))
+        raise StoppedWaiting(render_stopped_waiting(stats.waiting, name, again))
     if stats.stop == StopReason.LIMIT:
         say(
             f"Stopped at --limit; the rest stays pending for the next `{again}`.",
@@ -574,7 +583,13 @@ def _send_result(settings: Settings, plan: SendPlan, stats: SendStats) -> None:
     achieved = stats.parts_per_second()
     elapsed = time.monotonic() - stats.started
     mps = plan.rate.mps
-    if elapsed > PACE_NOTE_AFTER_SECONDS and not stats.throttles and achieved < 0.9 * mps:
+    waited = stats.waiting is not None  # for a window or the cap: that time says nothing of pace
+    if (
+        elapsed > PACE_NOTE_AFTER_SECONDS
+        and not stats.throttles
+        and not waited
+        and achieved < 0.9 * mps
+    ):
         # Honest about who set the pace: not AWS (no throttles), so this machine or the
         # number of calls in flight.
         say(
@@ -597,15 +612,24 @@ class StoppedWaiting(click.ClickException):
         click.echo(self.format_message(), err=True)  # not an error: a stop the user asked for
 
 
-def _expire_past_deadline(settings: Settings, campaign: Campaign) -> None:
-    """A send after the deadline sends nothing: the pending recipients expire, and it says so."""
+def _past_deadline(campaign: Campaign) -> bool:
+    """Has the last moment a message may leave before the deadline passed?"""
     from campaign.domain import now
     from campaign.options import TTL_MIN
-    from campaign.sending.admission import DEADLINE_MARGIN, expired_reason
+    from campaign.sending.admission import DEADLINE_MARGIN
 
     deadline = campaign.deadline
-    if deadline is None or now() < deadline - timedelta(seconds=TTL_MIN) - DEADLINE_MARGIN:
-        return
+    return deadline is not None and now() >= deadline - timedelta(seconds=TTL_MIN) - DEADLINE_MARGIN
+
+
+def _expire_past_deadline(settings: Settings, campaign: Campaign) -> int:
+    """A send after the deadline sends nothing: the pending recipients expire, and it says so.
+    Returns how many expired."""
+    from campaign.sending.admission import expired_reason
+
+    deadline = campaign.deadline
+    if deadline is None or not _past_deadline(campaign):
+        return 0
     expired = settings.ledger.expire_pending(campaign.id, expired_reason(deadline))
     if expired:
         say(
@@ -613,6 +637,7 @@ def _expire_past_deadline(settings: Settings, campaign: Campaign) -> None:
             f"{count(expired, 'pending recipient')} expired, nothing is sent.",
             settings,
         )
+    return expired
 
 
 def _say_holdback(settings: Settings, plan: SendPlan) -> None:

@@ -122,6 +122,20 @@ class _Columns:
 # -- the import ---------------------------------------------------------------------------------
 
 
+def checked_region(default_region: str | None) -> str | None:
+    """--default-region as the normalizer takes it; an unknown code fails here (before `create`
+    makes the campaign, and not in a worker)."""
+    region = default_region.strip().upper() if default_region else None
+    try:
+        Normalizer(region)
+    except ValueError:
+        raise ImportFailed(
+            f"--default-region {default_region!r} is not a known country code "
+            "(ISO alpha-2, e.g. US, GB, DE)"
+        ) from None
+    return region
+
+
 def import_file(
     ledger: Ledger,
     campaign: Campaign,
@@ -132,14 +146,7 @@ def import_file(
     on_total: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Import `path` (`-`: standard input) into `campaign`, all or nothing."""
-    region = options.default_region.strip().upper() if options.default_region else None
-    try:
-        Normalizer(region)  # an unknown region fails here, not in a worker
-    except ValueError:
-        raise ImportFailed(
-            f"--default-region {options.default_region!r} is not a known country code "
-            "(ISO alpha-2, e.g. US, GB, DE)"
-        ) from None
+    region = checked_region(options.default_region)
     with open_source(path) as source:
         return _import_source(ledger, campaign, source, options, region, progress, on_total)
 

@@ -69,6 +69,33 @@ class ReadsMixin:
             ).all()
         return [PartsClass(c, e, int(p or 0), int(n)) for c, e, p, n in rows]
 
+    def called_classes(self, campaign_id: int) -> list[PartsClass]:
+        """The campaign's calls that may have cost money, grouped by their recipient's (country,
+        encoding, parts): accepted, `unknown` or still in flight, never dry runs, throttles or
+        refusals (what the frequency cap counts). A recipient called again with
+        `--retry-unknown` counts once for each call: its first one may have been charged."""
+        may_cost = (attempts.c.outcome.is_(None)) | attempts.c.outcome.in_(
+            (S.SENT.value, S.UNKNOWN.value)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    recipients.c.country, recipients.c.encoding, recipients.c.parts, func.count()
+                )
+                .select_from(attempts.join(recipients, recipients.c.id == attempts.c.recipient_id))
+                .where(
+                    # By run: ix_attempts_run finds the campaign's attempts.
+                    attempts.c.run_id.in_(
+                        select(runs.c.id).where(runs.c.campaign_id == campaign_id)
+                    ),
+                    attempts.c.dry_run.is_(False),
+                    may_cost,
+                )
+                .group_by(recipients.c.country, recipients.c.encoding, recipients.c.parts)
+                .order_by(recipients.c.country, recipients.c.encoding, recipients.c.parts)
+            ).all()
+        return [PartsClass(c, e, int(p or 0), int(n)) for c, e, p, n in rows]
+
     def sample_recipients(self, campaign_id: int, per_class: int = 1) -> list[Claim]:
         """Up to `per_class` pending recipients of each (country, encoding, parts) class."""
         out: list[Claim] = []

@@ -52,6 +52,7 @@ __all__ = [
     "FROM_COLUMN",
     "FROM_COUNTRY",
     "FROM_NUMBER",
+    "NANP_COUNTRY_ZONES",
     "TimeZoneResolver",
     "TimeZones",
     "time_zones",
@@ -161,6 +162,30 @@ CORRECTED_ZONES: Final[dict[str, tuple[str, str]]] = {
     ),
 }
 
+# The countries of +1 besides the US and Canada that phonenumbers has no time zone data for (it
+# knows DO, GU, MP, PR and VI): each is on one clock, the zone tzdata gives the country. Without
+# this table every mobile of Jamaica or the Bahamas was held as "nowhere in particular".
+NANP_COUNTRY_ZONES: Final[dict[str, str]] = {
+    "AG": "America/Antigua",
+    "AI": "America/Anguilla",
+    "AS": "Pacific/Pago_Pago",
+    "BB": "America/Barbados",
+    "BM": "Atlantic/Bermuda",
+    "BS": "America/Nassau",
+    "DM": "America/Dominica",
+    "GD": "America/Grenada",
+    "JM": "America/Jamaica",
+    "KN": "America/St_Kitts",
+    "KY": "America/Cayman",
+    "LC": "America/St_Lucia",
+    "MS": "America/Montserrat",
+    "SX": "America/Lower_Princes",
+    "TC": "America/Grand_Turk",
+    "TT": "America/Port_of_Spain",
+    "VC": "America/St_Vincent",
+    "VG": "America/Tortola",
+}
+
 # -- phonenumbers' lookup, without its cost -----------------------------------------------------
 
 # Types phonenumbers resolves by prefix (is_number_type_geographical); MOBILE only in these
@@ -195,6 +220,11 @@ def _lengths_by_head() -> dict[str, tuple[int, ...]]:
 
 _LENGTHS_BY_HEAD: Final = _lengths_by_head()
 _UNKNOWN_ZONE: Final = "Etc/Unknown"  # phonenumbers' (ICU's) "no idea"
+# Files of the zone database that are no place's zone: this machine's own clock (a guess, and
+# another on each sender), the POSIX rules template, tzdata's "zone not set"; and the copies
+# under posix/ and right/ (leap seconds: a clock 27 s off), which not every machine has.
+_NOT_PLACES: Final = frozenset({"localtime", "posixrules", "Factory"})
+_NOT_PLACE_FOLDERS: Final = ("posix/", "right/")
 _NANP_TOLL_FREE: Final = frozenset({"800", "833", "844", "855", "866", "877", "888"})
 
 
@@ -261,7 +291,10 @@ def _dropped_note(dropped: tuple[str, ...], reasons: dict[str, str]) -> str | No
     return "; ".join(parts) or None
 
 
-def _nanp_unknown(npa: str) -> TimeZones:
+def _nanp_unknown(npa: str, region: str | None = None) -> TimeZones:
+    zone = NANP_COUNTRY_ZONES.get(region or "")
+    if zone is not None and _zone_in_database(zone):
+        return TimeZones(zone, FROM_COUNTRY)
     return TimeZones(
         None,
         FROM_COUNTRY,
@@ -322,7 +355,7 @@ class TimeZoneResolver:
         found = self._by_prefix.get(key)
         if found is None:
             if prefix.startswith("nanp "):
-                found = _nanp_unknown(prefix[5:])
+                found = _nanp_unknown(prefix[5:], region)
             else:
                 found = _from_phonenumbers(prefix, region)
             self._by_prefix[key] = found
@@ -346,7 +379,12 @@ def _zone_names_by_lower_case() -> dict[str, str]:
 def _column_zone(value: str) -> TimeZones:
     text = value.strip()
     name = text if _zone_in_database(text) else _zone_names_by_lower_case().get(text.lower())
-    if name is None or name == _UNKNOWN_ZONE:
+    if (
+        name is None
+        or name == _UNKNOWN_ZONE
+        or name in _NOT_PLACES
+        or name.startswith(_NOT_PLACE_FOLDERS)
+    ):
         return TimeZones(
             None,
             FROM_COLUMN,

@@ -45,6 +45,9 @@ class Spend:
     unpriced: int  # recipients with no price in the table (not counted)
     sent: float
     to_send: float
+    # What a campaign budget counts as spent (campaign.sending.sender.recorded_spend): every call
+    # that may have cost, accepted, `unknown` or in flight (as `sent` without a campaign budget).
+    counted: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,9 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
         parts_pending=parts_pending,
         imports=len(ledger.list_imports(campaign.id)),
         sender=live,
-        spend=_spend(ledger, campaign.id, prices) if prices is not None else None,
+        spend=_spend(ledger, campaign.id, prices, campaign.budget is not None)
+        if prices is not None
+        else None,
         last_run=last_run,
         last_run_crashed=last_run is not None and last_run.ended_at is None and live is None,
         delivery=_delivery(ledger, campaign),
@@ -229,7 +234,7 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
     )
 
 
-def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> Spend:
+def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable, budgeted: bool = False) -> Spend:
     """Estimated spend of what was sent and of what is still to send, from the price table."""
     sent, unpriced_sent = classes_cost(
         ledger.parts_classes(campaign_id, (RecipientState.SENT.value,)), prices
@@ -240,11 +245,14 @@ def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable) -> Spend:
         ),
         prices,
     )
+    # Read only for a campaign budget: every call of the campaign (campaign.sending.sender).
+    counted = classes_cost(ledger.called_classes(campaign_id), prices)[0] if budgeted else sent
     return Spend(
         prices=prices.source,
         unpriced=unpriced_sent + unpriced_rest,
         sent=float(round(sent, 6)),
         to_send=float(round(to_send, 6)),
+        counted=float(round(counted, 6)),
     )
 
 

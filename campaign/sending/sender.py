@@ -93,12 +93,11 @@ def _waiting_news(held: Waiting) -> tuple[object, ...]:
 def recorded_spend(
     ledger: Ledger, campaign_id: int, prices: PriceTable | None
 ) -> tuple[Decimal, int]:
-    """(estimated spend, unpriced recipients) of what the ledger says was sent for the campaign,
-    counting `unknown` (may have been sent) and `sending` (calls in flight) as sent."""
+    """(estimated spend, unpriced calls) of the calls the ledger says may have cost money:
+    accepted, `unknown` and in flight, each call of a recipient retried with --retry-unknown."""
     if prices is None:
         return Decimal(0), 0
-    states = (S.SENT.value, S.UNKNOWN.value, S.SENDING.value)
-    return classes_cost(ledger.parts_classes(campaign_id, states), prices)
+    return classes_cost(ledger.called_classes(campaign_id), prices)
 
 
 class SenderFailed(UserError):
@@ -597,15 +596,15 @@ class Sender:
         return self.options.budget is not None or self.campaign.budget is not None
 
     def _start_budget(self) -> None:
-        """The campaign's budget covers every run: what earlier runs sent (or may have: unknown)
-        counts from the start, so a resumed send never spends it again."""
+        """The campaign's budget covers every run: the calls earlier runs made that may have cost
+        (accepted, unknown, in flight) count from the start: a resumed send never spends it again."""
         if self.campaign.budget is None or not self._budgeted:
             return
         spent, unpriced = recorded_spend(self.ledger, self.campaign.id, self.options.prices)
         self._spent_before = spent
         if unpriced:
             raise SenderFailed(
-                f"{count(unpriced, 'recipient')} already sent without a price in the price "
+                f"{count(unpriced, 'message')} already sent without a price in the price "
                 "table, so the "
                 f"campaign's budget (${self.campaign.budget}) cannot be held; add their countries "
                 "to the table"

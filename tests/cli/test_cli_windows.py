@@ -314,7 +314,7 @@ def test_the_confirmation_states_the_policy_and_what_it_holds_back() -> None:
     line = render_holdback(holdback(loads, DEFAULT_POLICY, now))
     assert line.startswith("Sending window: 08:00-20:00 every day in CA, US;")
     assert "It holds back 5 of 15 pending now: 4 wait for their window (the next opens " in line
-    assert "2026-07-01 15:00 UTC for 4); 1 have an unknown time zone." in line
+    assert "2026-07-01 15:00 UTC for 4); 1 has an unknown time zone." in line
     none = render_holdback(holdback(loads, NO_WINDOW, now))
     assert none == "Sending window: none, every recipient may be messaged at any hour."
     open_all = render_holdback(holdback(loads[:1], DEFAULT_POLICY, now))

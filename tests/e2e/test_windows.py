@@ -78,7 +78,8 @@ def test_only_the_open_group_is_sent_and_no_wait_exits_5(
     assert not result.stderr.rstrip().splitlines()[-1].startswith("Error")
     stopped = re.search(
         r"Stopped: 3 recipients wait for their sending window \(the next opens "
-        r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC for 3\)\. Run `campaign send c` again at "
+        r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC for 3\)\. Run `campaign --endpoint-url \S+ send c "
+        r"--mps 50 --yes` again at "
         r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC or later\.",
         result.stderr,
     )

@@ -42,6 +42,7 @@ def test_time_to_live(left: float | None, ttl: int | None, expected: TimeToLive)
         "2026-05-01T18:00Z",
         "2026-05-01 18:00:00+00:00",
         " 2026-05-01T13:00-05:00 ",
+        "2026-05-01t18:00z",  # RFC 3339 allows both in lower case
     ],
 )
 def test_parse_deadline(text: str) -> None:
@@ -55,6 +56,10 @@ def test_parse_deadline(text: str) -> None:
         ("2026-05-01", "has no UTC offset"),
         ("tomorrow 8pm", "is not an ISO 8601 date and time"),
         ("", "is not an ISO 8601 date and time"),
+        # Past datetime's range in UTC, or near enough that the deadline's margins leave it.
+        ("9999-12-31T23:59:59-05:00", "is out of range: give a year from 2000 to 9998"),
+        ("9999-06-01T12:00Z", "is out of range"),
+        ("0001-01-01T00:00+01:00", "is out of range"),
     ],
 )
 def test_parse_deadline_errors(text: str, says: str) -> None:

@@ -137,6 +137,12 @@ HEADER = "country,price_per_part\n"
         (HEADER + "US,NaN\n", "row 1: price_per_part 'NaN' is not a number"),
         (HEADER + "US,inf\n", "row 1: price_per_part 'inf' is not a number"),
         (HEADER + "US,0.1\nGB,-0.01\n", "row 2: price_per_part '-0.01' is negative"),
+        # Past Decimal's precision in the totals: estimate/status/send ended in InvalidOperation.
+        (HEADER + "US,1e400\n", "row 1: price_per_part '1e400' is more than $100 a part"),
+        (
+            "country,price_per_part,carrier_fee_per_part\nUS,0.1,500\n",
+            "row 1: carrier_fee_per_part '500' is more than $100 a part",
+        ),
         (HEADER + "US,\n", "row 1: empty price_per_part"),
         (
             "country,price_per_part,carrier_fee_per_part\nUS,0.1,x\n",

@@ -18,6 +18,7 @@ from campaign.phones.timezones import (
     FROM_COLUMN,
     FROM_COUNTRY,
     FROM_NUMBER,
+    NANP_COUNTRY_ZONES,
     TimeZoneResolver,
     time_zones,
 )
@@ -142,7 +143,23 @@ def test_the_column_is_read_case_insensitively() -> None:
     assert time_zones("+18504321234", column=" america/new_york ").key == "America/New_York"
 
 
-@pytest.mark.parametrize("value", ["Mars/Olympus_Mons", "EST+5", "../../etc/passwd", "Etc/Unknown"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Mars/Olympus_Mons",
+        "EST+5",
+        "../../etc/passwd",
+        "Etc/Unknown",
+        # Files of the zone database that are no place's zone: `localtime` is the clock of the
+        # machine that sends (a guess, different on each sender), `Factory` is "zone not set".
+        "localtime",
+        "LocalTime",
+        "posixrules",
+        "Factory",
+        "right/UTC",  # leap seconds: 27 s off, and not on every machine
+        "posix/Europe/Paris",
+    ],
+)
 def test_an_invalid_column_zone_is_unknown_not_the_number(value: str) -> None:
     found = time_zones("+18504321234", column=value)
     assert found.key is None and found.source == FROM_COLUMN
@@ -252,7 +269,9 @@ def test_the_resolver_gives_phonenumbers_answer_minus_the_dropped_zones() -> Non
         raw = time_zones_for_number(phonenumbers.parse(phone.e164))
         found = resolver.for_phone(phone)
         assert found is not None
-        if phone.e164.startswith("+1") and len(raw) == 42:
+        if phone.e164.startswith("+1") and phone.country in NANP_COUNTRY_ZONES:
+            assert found.key == NANP_COUNTRY_ZONES[phone.country]  # phonenumbers has none
+        elif phone.e164.startswith("+1") and len(raw) == 42:
             assert found.key is None  # a non-geographic NANP number: unknown
         elif raw == ("Etc/Unknown",):
             assert found.key is None
@@ -280,3 +299,25 @@ def test_the_cache_holds_one_answer_per_prefix_not_per_number() -> None:
     assert len(resolver._by_prefix) < 1000  # per NPA-NXX at most, whatever the row count
     first = resolver.for_phone(normalizer.normalize("850-432-1234"))
     assert first is resolver.for_phone(normalizer.normalize("850-432-9999"))  # shared, frozen
+
+
+@pytest.mark.parametrize("region", sorted(NANP_COUNTRY_ZONES))
+def test_a_mobile_of_a_one_zone_nanp_country_has_its_zone(region: str) -> None:
+    """+1 876 (Jamaica), +1 242 (Bahamas)...: phonenumbers has no zone for them, and they were
+    held as 'nowhere in particular'; each country is on one clock."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    assert example is not None
+    number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    found = time_zones(number)
+    assert found.key == NANP_COUNTRY_ZONES[region] and found.source == FROM_COUNTRY
+    assert found.key in zoneinfo.available_timezones()
+
+
+def test_every_nanp_country_has_zones() -> None:
+    """No region of +1 is left without zones as phonenumbers grows (a new one would be held)."""
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1]:
+        example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+        if example is None:
+            continue
+        number = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        assert time_zones(number).key, region

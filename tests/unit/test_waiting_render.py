@@ -39,10 +39,17 @@ def waiting(**changes: object) -> Waiting:
             "The deadline 2026-07-01 14:30 UTC comes first: they expire then.",
             "The deadline 2026-07-01 14:30 UTC comes before any window opens.",
         ),
-        (  # only the frequency cap: looks again in a minute
+        (  # only the frequency cap: the sender looks again in a minute, but nobody knows when
+            # a number is let through: no time is promised (it said "again at <in a minute>")
             waiting(window=0, next_opening=None, opening_then=0, capped=1, until=OPENS),
             "Waiting: 1 recipient inside their window is held by the frequency cap. Sending "
-            "resumes by itself at 2026-07-01 15:00 UTC.",
+            "resumes by itself as the cap lets numbers through (it looks again every minute;",
+            "Run `campaign send c` again later: the frequency cap lets a number through once its "
+            "earlier messages are older than the cap's period.",
+        ),
+        (  # the cap and a window that opens before the cap's next look: that opening is sure
+            waiting(capped=1, until=OPENS),
+            "Sending resumes by itself at 2026-07-01 15:00 UTC (Ctrl-C stops",
             "Run `campaign send c` again at 2026-07-01 15:00 UTC or later.",
         ),
         (  # only undecided recipients: nothing to wait for
@@ -56,5 +63,5 @@ def waiting(**changes: object) -> Waiting:
 def test_waiting_and_stopped_lines(held: Waiting, waits: str, stops: str) -> None:
     assert waits in render_waiting(held)
     assert stops in render_stopped_waiting(held, "c")
-    if held.until is None:
+    if held.until is None or (held.capped and held.until != held.next_opening):
         assert "again at" not in render_stopped_waiting(held, "c")

@@ -363,6 +363,15 @@ def test_calendar_deadline_missed_says_how_many_are_left() -> None:
     assert plan.left_over == 900 and plan.finishes_at is None
 
 
+def test_calendar_past_the_deadline_sends_nobody_now() -> None:
+    """Open windows or not, nobody may be sent after the deadline: 'sendable now: 4 of 4' was
+    shown beside 'MISSED: 4 ... left to expire'."""
+    for policy in (DEFAULT_POLICY, NO_WINDOW):
+        plan = plan_calendar(TWO_COASTS, policy, mps=1, now=NOW, deadline=utc(6, 1, 12))
+        assert plan.sendable_now == 0 and plan.next_opening is None
+        assert plan.left_over == 5400 and plan.meets_deadline is False
+
+
 def test_calendar_open_groups_share_the_mps() -> None:
     plan = plan_calendar(TWO_COASTS, DEFAULT_POLICY, mps=2, now=utc(6, 1, 16))
     assert plan.sendable_now == 5400
