@@ -283,6 +283,8 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the ledger to `revision` (the newest by default)."""
     from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     config = alembic_config(engine)
     with _connect(engine) as connection:
@@ -296,7 +298,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                     )
                 config.attributes["connection"] = connection
+                _check_stored_revision(config, connection, engine)
                 command.upgrade(config, revision)
+        except CommandError as exc:  # `db upgrade --revision R` naming no revision
+            script = ScriptDirectory.from_config(config)
+            known = ", ".join(reversed([s.revision for s in script.walk_revisions()]))
+            raise DatabaseError(
+                f"cannot upgrade the ledger to revision {revision!r}: {exc} (the revisions: "
+                f"{known}; head is the newest); {_UNCHANGED}"
+            ) from None
         except (OperationalError, ProgrammingError) as exc:  # e.g. no CREATE right on the schema
             hint = ""
             if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
@@ -308,6 +318,27 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             raise DatabaseError(
                 f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}{hint}"
             ) from None
+
+
+def _check_stored_revision(config: AlembicConfig, connection: Connection, engine: Engine) -> None:
+    """One line, before Alembic's own error, for a ledger written by a newer version of the tool
+    (a revision this one does not have)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory.from_config(config)
+    stored = MigrationContext.configure(connection).get_current_revision()
+    newest = script.get_current_head()
+    try:
+        if stored is not None:
+            script.get_revision(stored)
+    except CommandError:
+        raise DatabaseError(
+            f"the ledger {engine.url!r} has schema revision {stored}, which this version of "
+            f"campaign does not know (its newest is {newest}): a newer campaign wrote it; "
+            f"upgrade campaign to use it; {_UNCHANGED}"
+        ) from None
 
 
 def _connect(engine: Engine) -> Connection:

@@ -157,3 +157,29 @@ def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -
     )
     assert index["column_names"] == ["campaign_id", "state", "id", "parts"]
     assert schema_diffs(db_url) == []
+
+
+def test_a_ledger_of_a_newer_version_is_one_line_and_left_alone(
+    run: Cli, blank_sqlite_or_postgres_url: str
+) -> None:
+    """A ledger a newer campaign upgraded (a revision this one lacks): every command, `db upgrade`
+    included, says so in one line (not Alembic's "Can't locate revision"), and nothing changes."""
+    engine = make_engine(blank_sqlite_or_postgres_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    for args in (("list",), ("db", "upgrade")):
+        result = run("--db", blank_sqlite_or_postgres_url, *args, code=1)
+        assert "has schema revision 0099, which this version of campaign does not know" in (
+            result.stderr
+        )
+        assert "upgrade campaign" in result.stderr
+        assert "Traceback" not in result.output
+    assert current_revision(engine) == "0099"
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_line(run: Cli, db_url: str) -> None:
+    result = run("db", "upgrade", "--revision", "0005", code=1)
+    assert "cannot upgrade the ledger to revision '0005'" in result.stderr
+    assert f"{head_revision()}; head is the newest" in result.stderr
+    assert current_revision(make_engine(db_url)) is None
