@@ -22,8 +22,16 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
+from botocore.parsers import ResponseParserError
 
-from campaign.aws.sms import SmsConfigError, configured_region, is_loopback
+from campaign.aws.sms import (
+    SmsConfigError,
+    configured_region,
+    foreign_answer,
+    is_loopback,
+    not_the_api,
+    refuse_html_answers,
+)
 from campaign.errors import mask_url_secrets
 
 # https://sqs.us-east-1.amazonaws.com/123456789012/name (also the legacy us-east-1.queue form)
@@ -336,6 +344,13 @@ class EventSetup:
         return self.queue.existing + self.destination.existing
 
 
+_ENDPOINT_FIX = {
+    "pinpoint-sms-voice-v2": "--endpoint-url (or AWS_ENDPOINT_URL)",
+    "sns": "AWS_ENDPOINT_URL_SNS (or AWS_ENDPOINT_URL)",
+    "sqs": "AWS_ENDPOINT_URL_SQS (or AWS_ENDPOINT_URL)",
+}
+
+
 def setup_events(
     sms: Any,
     sns: Any,
@@ -349,6 +364,11 @@ def setup_events(
     """Everything delivery events need, from the configuration set to the queue (`events setup`):
     the SNS topic and SQS queue `name` with their policies and subscription, then the event
     destination. A refused call becomes EventSetupError."""
+    called: list[Any] = []  # the client of the call under way, for an answer that is not AWS's
+    for client in (sms, sns, sqs):
+        client.meta.events.register("before-call", lambda client=client, **_: called.append(client))
+        service = client.meta.service_model.service_name
+        refuse_html_answers(client, _ENDPOINT_FIX[service], "cannot set up delivery events")
     try:
         queue = ensure_event_queue(
             sns, sqs, name=name, configuration_set=configuration_set, raw=raw
@@ -359,7 +379,14 @@ def setup_events(
             topic_arn=queue.topic_arn,
             name=destination_name,
         )
-    except ClientError as exc:
+    except (ClientError, ResponseParserError) as exc:
+        if called and (problem := foreign_answer(exc)):
+            client = called[-1]
+            fix = _ENDPOINT_FIX[client.meta.service_model.service_name]
+            raise EventSetupError(
+                f"cannot set up delivery events: {not_the_api(client, problem, fix)}"
+            ) from None
+        assert isinstance(exc, ClientError)
         operation = getattr(exc, "operation_name", "") or "an AWS call"
         message = exc.response.get("Error", {}).get("Message") or str(exc)
         raise EventSetupError(f"{operation} failed: {error_code(exc)}: {message}") from None
