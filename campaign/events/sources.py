@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -44,7 +45,12 @@ def read_events(path: Path, chunk_chars: int = CHUNK_CHARS) -> Iterator[Parsed]:
     try:
         with _open_text(path) as fh:
             yield from _read_stream(fh, chunk_chars)
-    except (OSError, EOFError) as exc:  # EOFError: a truncated gzip file
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # EOFError: a truncated gzip file
+        raise EventFileError(
+            f"{path}: a damaged gzip file ({exc}); move it aside and run again (the events "
+            "this run recorded are not counted twice)"
+        ) from None
+    except OSError as exc:
         raise EventFileError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 

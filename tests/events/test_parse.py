@@ -283,3 +283,18 @@ def test_a_truncated_gzip_file_is_one_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(EventFileError, match=r"cut\.gz"):
         list(read_events(path))
+
+
+@pytest.mark.parametrize("damage", ["flipped bytes", "bad header"])
+def test_a_damaged_gzip_file_is_one_clear_error(tmp_path: Path, damage: str) -> None:
+    """Not only a cut file: corrupt deflate data raises zlib.error, a bad header BadGzipFile."""
+    data = bytearray(gzip.compress(b"".join(json.dumps(_event(i)).encode() for i in range(50))))
+    if damage == "flipped bytes":
+        for i in range(40, 80):
+            data[i] ^= 0x5A
+    else:
+        data[2] = 0x07  # the compression method
+    path = tmp_path / "damaged.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(EventFileError, match=r"damaged\.gz: a damaged gzip file .*move it aside"):
+        list(read_events(path))
