@@ -33,7 +33,8 @@ def html_report_options(f: F) -> F:
         type=click.Path(path_type=Path),
         default=None,
         metavar="FILE",
-        help="Write the HTML report (self-contained, with charts) to FILE instead of the CSV.",
+        help="Write the HTML report (self-contained, with charts) to FILE ('-' for stdout) "
+        "instead of the CSV.",
     )(f)
     return f
 
@@ -117,6 +118,8 @@ def report(
       campaign report spring-sale --html spring.html --prices prices.csv --png charts/
     """
     if html is not None or png is not None or prices is not None:
+        if output != "-" or include is not None or excel:
+            raise click.UsageError("--output, --include and --excel are for the CSV, not --html")
         return write_html_report(settings, name, html, png, prices)
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
@@ -166,10 +169,18 @@ def write_html_report(
     from campaign.reports.html import write_html
 
     with user_errors():
+        if png is not None and png.exists() and not png.is_dir():  # before the page is written
+            raise click.ClickException(f"cannot write charts to {png}: it is not a directory")
         table = PriceTable.load(prices) if prices else None
         data = campaign_report(settings.ledger, name, table)
-        size = write_html(data, html)
-        say(f"Wrote the HTML report to {html} ({size / 1024:,.0f} KB)", settings)
+        if str(html) == "-":  # standard output, as for the CSV
+            from campaign.reports.html import render_html
+
+            sys.stdout.flush()
+            sys.stdout.buffer.write(render_html(data).encode("utf-8"))
+        else:
+            size = write_html(data, html)
+            say(f"Wrote the HTML report to {html} ({size / 1024:,.0f} KB)", settings)
         if png is not None:
             from campaign.reports.charts import write_pngs
 
