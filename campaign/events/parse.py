@@ -218,13 +218,16 @@ _WHITESPACE = " \t\n\r"
 def parse_text(text: str) -> list[Parsed]:
     """Every event in `text`: one JSON value per line, or values concatenated with or without
     whitespace between them (Firehose writes `{...}{...}`), or pretty-printed. A value that does not
-    decode is rejected up to the end of its line, and reading goes on from the next line."""
+    decode is rejected up to the end of its line (or to Firehose's `}{` before the next value), and
+    reading goes on from there."""
     return parse_chunk(text, final=True)[0]
 
 
-def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int]:
-    """`parse_text` for one chunk of a longer stream: returns the items and how much of `text` they
-    used. Unless `final`, a value cut by the end of the chunk is left for the next one."""
+def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int, bool]:
+    """`parse_text` for one chunk of a longer stream: returns the items, how much of `text` they
+    used, and whether the last item is an undecodable value that goes on past the chunk (its rest,
+    up to `resume_at`, is then no new input: the caller skips it). Unless `final`, a value cut by
+    the end of the chunk is left for the next one."""
     items: list[Parsed] = []
     end = len(text)
     pos = 0
@@ -232,19 +235,28 @@ def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int]:
         while pos < end and text[pos] in _WHITESPACE:
             pos += 1
         if pos >= end:
-            return items, end
+            return items, end, False
         try:
             document, stop = _DECODER.raw_decode(text, pos)
         except (ValueError, RecursionError) as exc:
             if not final and _cut_by_chunk_end(exc, pos, end):
-                return items, pos
-            line_end = text.find("\n", pos)
-            line_end = end if line_end < 0 else line_end
-            items.append(_rejected(MALFORMED, f"not JSON: {_first_line(exc)}", text[pos:line_end]))
-            pos = line_end + 1
+                return items, pos, False
+            resume = resume_at(text, pos)
+            bad = text[pos:] if resume < 0 else text[pos:resume].rstrip()
+            items.append(_rejected(MALFORMED, f"not JSON: {_first_line(exc)}", bad))
+            if resume < 0:
+                return items, end, not final
+            pos = resume
             continue
         items.append(parse_document(document))
         pos = stop
+
+
+def resume_at(text: str, pos: int) -> int:
+    """Where reading may go on after an undecodable value that starts before `pos`: the next line,
+    or the next value after Firehose's `}{`; -1 when `text` holds neither."""
+    found = [i + 1 for i in (text.find("\n", pos), text.find("}{", pos)) if i >= 0]
+    return min(found) if found else -1
 
 
 MAX_VALUE_CHARS = 256 * 1024  # an SMS event is about 1 KB; a longer undecodable value is malformed

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from campaign.errors import UserError
-from campaign.events.parse import Parsed, parse_chunk
+from campaign.events.parse import Parsed, parse_chunk, resume_at
 
 CHUNK_CHARS = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -66,11 +66,20 @@ def _open_text(path: Path) -> IO[str]:
 def _read_stream(fh: IO[str], chunk_chars: int) -> Iterator[Parsed]:
     """Decode value after value; a value cut by the chunk boundary waits for the next chunk."""
     carry = ""
+    skipping = False  # in the rest of an undecodable value, already counted: not a new input
     while True:
         chunk = fh.read(chunk_chars)
         final = chunk == ""
         text = carry + chunk if carry else chunk
-        items, used = parse_chunk(text, final=final)
+        if skipping:
+            resume = resume_at(text, 0)
+            if resume < 0:
+                if final:
+                    return
+                carry = "}" if text.endswith("}") else ""  # a `}{` across the boundary
+                continue
+            text, skipping = text[resume:], False
+        items, used, skipping = parse_chunk(text, final=final)
         yield from items
         if final:
             return

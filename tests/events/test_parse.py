@@ -298,3 +298,40 @@ def test_a_damaged_gzip_file_is_one_clear_error(tmp_path: Path, damage: str) -> 
     path.write_bytes(bytes(data))
     with pytest.raises(EventFileError, match=r"damaged\.gz: a damaged gzip file .*move it aside"):
         list(read_events(path))
+
+
+def _kinds(parsed: list[Any]) -> list[str]:
+    return [getattr(p, "message_id", None) or f"rejected:{p.reason}" for p in parsed]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "x" * 300_000,  # junk longer than a chunk and than any value kept whole
+        '"' + "z" * 300_000,  # a string never closed
+        json.dumps({**_event(9), "pad": "y" * 1_100_000}),  # longer than a chunk: not an event
+    ],
+    ids=["junk", "open-string", "huge-value"],
+)
+def test_a_line_longer_than_a_chunk_is_one_rejected_input(bad: str) -> None:
+    """It was one rejected input per chunk it spanned, the later ones counted as `already
+    recorded` when their text repeated."""
+    text = json.dumps(_event(0)) + "\n" + bad + "\n" + json.dumps(_event(1)) + "\n"
+    for size in (4096, 100_000, 1 << 20):
+        parsed = list(_read_stream(io.StringIO(text), size))
+        assert _kinds(parsed) == ["m0", "rejected:malformed", "m1"], size
+
+
+def test_values_after_a_broken_one_in_firehose_output_are_read() -> None:
+    """Firehose writes values back to back, with no newline: a broken one is rejected up to the
+    `}{` before the next value, not to the end of the file."""
+    values = [json.dumps(_event(i)) for i in range(6)]
+    text = "".join(values[:3]) + '{"eventType": broken}' + "".join(values[3:])
+    assert _kinds(parse_text(text)) == ["m0", "m1", "m2", "rejected:malformed", "m3", "m4", "m5"]
+    for size in range(64, len(text) + 2, 13):  # the `}{` after it cut by every chunk boundary
+        parsed = list(_read_stream(io.StringIO(text), size))
+        assert _kinds(parsed) == ["m0", "m1", "m2", "rejected:malformed", "m3", "m4", "m5"], size
+    long_broken = "".join(values[:1]) + '{"x": ' + "1" * 5000 + "}" + "".join(values[1:])
+    for size in (100, 997, 4096):  # a broken value longer than the chunk, then `}{`
+        parsed = list(_read_stream(io.StringIO(long_broken), size))
+        assert _kinds(parsed) == ["m0", "rejected:malformed", "m1", "m2", "m3", "m4", "m5"], size
