@@ -19,6 +19,7 @@ from campaign.cli.settings import Settings, pass_settings
 
 DEFAULT_REASON = "listed with campaign suppress add"
 SHOWN_REJECTED = 20  # rejected cells listed one by one; the rest are counted
+SHOWN_CELL_CHARS = 40  # of a rejected cell (a whole paragraph pasted in a phone column)
 
 
 def _default_region_option(f: Any) -> Any:
@@ -117,7 +118,9 @@ def _say_rejected(
 ) -> None:
     where = "row" if source is not None else "argument"
     for row, cell, why in rejected[:SHOWN_REJECTED]:
-        say(f"  rejected {where} {row}: {cell!r}: {why}", settings)
+        shown = cell if len(cell) <= SHOWN_CELL_CHARS else cell[:SHOWN_CELL_CHARS] + "..."
+        why = why if len(why) <= SHOWN_CELL_CHARS * 2 else why[: SHOWN_CELL_CHARS * 2] + "..."
+        say(f"  rejected {where} {row}: {shown!r}: {why}", settings)
     if len(rejected) > SHOWN_REJECTED:
         say(f"  ... and {len(rejected) - SHOWN_REJECTED:,} more rejected", settings)
 
@@ -143,7 +146,11 @@ def remove(settings: Settings, numbers: tuple[str, ...], default_region: str | N
         change = settings.ledger.remove_suppressions(found.numbers)
     say(
         f"Removed {count(change.removed, 'number')} from the do-not-send list"
-        + (f"; {change.missing:,} were not on it" if change.missing else "")
+        + (
+            f"; {change.missing:,} {'was' if change.missing == 1 else 'were'} not on it"
+            if change.missing
+            else ""
+        )
         + ".",
         settings,
     )

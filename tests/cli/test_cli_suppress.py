@@ -36,7 +36,7 @@ def test_add_remove_and_list_numbers(run: Cli) -> None:
     assert listed(run)["+14155552671"]["reason"] == "listed with campaign suppress add"
 
     removed = run("suppress", "remove", "+14155552671", "+14155550000")
-    assert "Removed 1 number" in removed.stderr and "1 were not on it" in removed.stderr
+    assert "Removed 1 number" in removed.stderr and "; 1 was not on it." in removed.stderr
     assert list(listed(run)) == ["+12065550100"]
     text = run("suppress", "list").stdout
     assert "+12065550100" in text and "listed with campaign suppress add" in text
@@ -51,6 +51,17 @@ def test_bad_numbers_are_reported_one_by_one(run: Cli) -> None:
     assert nothing.stderr.strip().endswith(
         "Error: no phone number found in the arguments; nothing was added"
     )
+
+
+def test_a_long_rejected_cell_is_shown_cut(run: Cli, tmp_path: Path) -> None:
+    """A paragraph pasted in the phone column is not printed whole."""
+    path = write_csv(tmp_path / "notes.csv", "phone\n+14155552671\n" + "call me " * 5000 + "\n")
+    result = run("suppress", "add", str(path))
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("  rejected row 2: ")]
+    assert line.startswith("  rejected row 2: 'call me call me") and "...': " in line
+    assert len(line) < 200
+    removed = run("suppress", "remove", "+14155552671", "+14155550000", "+14155550001")
+    assert "; 2 were not on it." in removed.stderr
 
 
 def test_add_a_csv_normalized_like_an_import(run: Cli, tmp_path: Path) -> None:
