@@ -29,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 import campaign.migrations as _migrations_package
-from campaign.errors import UserError
+from campaign.errors import UserError, mask_url_secrets
 from campaign.ledger.tables import SCHEMA_REVISION
 
 if TYPE_CHECKING:
@@ -75,8 +75,8 @@ def normalize_url(url: str) -> URL:
     """`url` parsed, with a bare PostgreSQL scheme pointed at psycopg 3."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise DatabaseError(f"invalid database URL {mask_url_secrets(url)!r}: {exc}") from None
     if parsed.drivername in _POSTGRESQL_ALIASES:
         parsed = parsed.set(drivername=POSTGRESQL_DRIVER)
     return parsed
@@ -110,6 +110,17 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_engine(parsed: URL) -> Engine:
     database = parsed.database
+    if parsed.host:  # sqlite://campaign.db: two slashes
+        raise DatabaseError(
+            f"invalid SQLite URL {parsed!r}: a file is sqlite:///relative/path.db (three "
+            "slashes) or sqlite:////absolute/path.db (four)"
+        )
+    memory = parsed.query.get("mode") == "memory" or database in (None, "", ":memory:")
+    if memory or (database or "").startswith("file::memory:"):
+        raise DatabaseError(
+            "the --db URL names an in-memory SQLite database: the ledger would be lost when "
+            "the command ends; give a file, e.g. sqlite:///campaign.db"
+        )
     if database and database != ":memory:" and not database.startswith("file:"):
         parent = Path(database).expanduser().resolve().parent
         if not parent.is_dir():
@@ -263,7 +274,9 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
-        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        # ConfigParser reads `%` as interpolation: a URL-escaped password (p%40ss) would fail.
+        url = engine.url.render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -93,6 +94,27 @@ def test_database_in_a_missing_folder_is_one_line(run: Cli, tmp_path: Path) -> N
     assert "does not exist" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "names an in-memory SQLite database"),
+        ("sqlite:///:memory:", "names an in-memory SQLite database"),
+        ("sqlite:///file:x?mode=memory&uri=true", "names an in-memory SQLite database"),
+        ("sqlite://ledger.db", "a file is sqlite:///relative/path.db (three slashes)"),
+    ],
+)
+def test_a_sqlite_url_that_keeps_no_file_is_refused(
+    run: Cli, tmp_path: Path, url: str, message: str
+) -> None:
+    """An in-memory ledger (or `sqlite://ledger.db`, which SQLAlchemy refuses with a traceback)
+    would take a campaign and lose it when the command ends: refused in one line."""
+    for args in (("create", "c1", "-o", "+12065550100", "-m", "Hi"), ("db", "upgrade")):
+        result = run("--db", url, *args, code=1)
+        assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_schema_revision_constant_is_the_head() -> None:
