@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -135,10 +136,13 @@ def _write_csv_report(
     from campaign.reports.csv_report import choose_included, write_report
     from campaign.reports.output import ReportWriteError, open_report_file
 
+    if not output.strip():
+        raise click.UsageError("--output needs a file name, or - for stdout")
     if output.lower().endswith((".xlsx", ".xls")):
         raise ReportWriteError(
             f"{output}: the report is a CSV; name it .csv (--excel makes one Excel opens right)"
         )
+    _refuse_the_ledger(settings, output)
     ledger = settings.ledger
     included = choose_included(include, ledger.import_columns(campaign_id)) if include else None
     rows = ledger.report_rows(campaign_id, with_cells=included is not None)
@@ -146,6 +150,29 @@ def _write_csv_report(
         return write_report(sys.stdout, rows, included, excel)
     with open_report_file(Path(output)) as binary:
         return write_report(_Utf8(binary), rows, included, excel)
+
+
+def _refuse_the_ledger(settings: Settings, output: str) -> None:
+    """`report -o campaign.db`: a report written over the SQLite ledger (or its -wal, -shm or
+    -journal file) would replace every campaign in it."""
+    if output == "-":
+        return
+    from campaign.ledger.engine import normalize_url, sqlite_path
+
+    url = normalize_url(settings.db_url)
+    if url.get_backend_name() != "sqlite":
+        return
+    ledger = sqlite_path(url)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            same = os.path.samefile(ledger + suffix, output)
+        except OSError:  # one of them does not exist: not the same file
+            continue
+        if same:
+            raise click.ClickException(
+                f"{output} is the ledger's own file ({ledger + suffix}): the report would replace "
+                "it; write the report to another file"
+            )
 
 
 class _Utf8:
@@ -171,6 +198,8 @@ def write_html_report(
     with user_errors():
         if png is not None and png.exists() and not png.is_dir():  # before the page is written
             raise click.ClickException(f"cannot write charts to {png}: it is not a directory")
+        if str(html) != "-":
+            _refuse_the_ledger(settings, str(html))
         table = PriceTable.load(prices) if prices else None
         data = campaign_report(settings.ledger, name, table)
         if str(html) == "-":  # standard output, as for the CSV

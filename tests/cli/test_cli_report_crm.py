@@ -180,6 +180,31 @@ def test_output_to_a_directory_is_one_line(run: Cli, crm: Path, tmp_path: Path) 
     assert result.stderr.strip() == f"Error: cannot write {tmp_path}: it is a directory"
 
 
+@pytest.mark.parametrize("form", ["csv", "html"])
+def test_a_report_over_the_ledger_itself_is_refused(
+    run: Cli, crm: Path, tmp_path: Path, isolated_env: Path, form: str
+) -> None:
+    """`report -o campaign.db` replaced the SQLite ledger with the CSV: every campaign lost."""
+    before = isolated_env.read_bytes()
+    link = tmp_path / "link.db"
+    link.symlink_to(isolated_env)
+    for target in (isolated_env, link, Path(f"{isolated_env}-wal")):
+        if not target.exists():
+            continue
+        option = ["-o", str(target)] if form == "csv" else ["--html", str(target)]
+        result = run("report", "c", *option, code=1)
+        assert result.stderr.startswith(f"Error: {target} is the ledger's own file (")
+        assert "write the report to another file" in result.stderr
+    assert isolated_env.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert len(isolated_env.read_bytes()) == len(before)
+    assert [c["campaign"] for c in run.json("list", "--json")] == ["c"]
+
+
+def test_an_empty_output_name_is_a_usage_error(run: Cli, crm: Path) -> None:
+    result = run("report", "c", "-o", "", code=2)  # was "cannot write .: it is a directory"
+    assert "--output needs a file name, or - for stdout" in result.stderr
+
+
 def test_xlsx_name_is_refused(run: Cli, crm: Path, tmp_path: Path) -> None:
     result = run("report", "c", "-o", str(tmp_path / "r.xlsx"), code=1)
     assert "the report is a CSV; name it .csv" in result.stderr
