@@ -33,7 +33,7 @@ def event_files(paths: Iterable[Path]) -> list[Path]:
                 if p.is_file()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
-        elif path.is_file():
+        elif path.exists():  # a file, or a pipe given by name: `--file <(zcat ...)`
             found.append(path)
         else:
             raise EventFileError(f"{path}: no such file or folder")
@@ -43,7 +43,7 @@ def event_files(paths: Iterable[Path]) -> list[Path]:
 def read_events(path: Path, chunk_chars: int = CHUNK_CHARS) -> Iterator[Parsed]:
     """Every event (or rejected input) in one file, gzip or not (told by its first bytes)."""
     try:
-        with _open_text(path) as fh:
+        with path.open("rb") as raw, _open_text(raw) as fh:
             yield from _read_stream(fh, chunk_chars)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # EOFError: a truncated gzip file
         raise EventFileError(
@@ -54,13 +54,14 @@ def read_events(path: Path, chunk_chars: int = CHUNK_CHARS) -> Iterator[Parsed]:
         raise EventFileError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def _open_text(path: Path) -> IO[str]:
-    with path.open("rb") as probe:
-        magic = probe.read(2)
+def _open_text(raw: io.BufferedReader) -> IO[str]:
+    """`raw` as text, through gzip when its first bytes say so: peeked, not read, so that a pipe
+    (read only once) loses nothing."""
+    magic = raw.peek(2)[:2]
     # A byte that is not UTF-8 cannot be in a valid event: replace it and let parsing judge.
     if magic == GZIP_MAGIC:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return path.open(encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", errors="replace")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
 
 
 def _read_stream(fh: IO[str], chunk_chars: int) -> Iterator[Parsed]:

@@ -335,3 +335,28 @@ def test_values_after_a_broken_one_in_firehose_output_are_read() -> None:
     for size in (100, 997, 4096):  # a broken value longer than the chunk, then `}{`
         parsed = list(_read_stream(io.StringIO(long_broken), size))
         assert _kinds(parsed) == ["m0", "rejected:malformed", "m1", "m2", "m3", "m4", "m5"], size
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["jsonl", "gzip"])
+def test_a_pipe_given_by_name_is_read_once_whole(tmp_path: Path, compressed: bool) -> None:
+    """`--file <(zcat ...)` names a pipe: it was refused as "no such file or folder", and the
+    gzip probe read its first bytes before it was opened again."""
+    import os
+    import threading
+
+    data = "".join(json.dumps(_event(i)) + "\n" for i in range(3)).encode()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as fh:
+            fh.write(gzip.compress(data) if compressed else data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    [found] = event_files([fifo])
+    assert [p.message_id for p in read_events(found)] == ["m0", "m1", "m2"]
+    writer.join(5)
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "folder" / "pipe")  # in a folder, a pipe is skipped: it could block
+    assert event_files([tmp_path / "folder"]) == []
