@@ -471,7 +471,8 @@ def opted_out_numbers(
             if code != "ThrottlingException" or waits >= OPT_OUT_MAX_WAITS:
                 raise OptOutListError(_opt_out_problem(list_name, code, exc)) from None
         except BotoCoreError as exc:
-            raise OptOutListError(f"cannot read opt-out list {list_name!r}: {exc}") from None
+            detail = " ".join(str(exc).split())  # botocore's parameter errors span lines
+            raise OptOutListError(f"cannot read opt-out list {list_name!r}: {detail}") from None
         delay = min(2.0**waits, OPT_OUT_MAX_WAIT_S)
         waits += 1
         if on_throttle is not None:

@@ -195,6 +195,12 @@ def list_(settings: Settings, as_json: bool) -> None:
     say(f"{count(len(entries), 'number')} on the do-not-send list.", settings)
 
 
+def _non_empty(value: str, hint: str) -> str:
+    if not value.strip():
+        raise click.BadParameter(f"empty: {hint}")
+    return value.strip()
+
+
 @click.group()
 def optouts() -> None:
     """The AWS account's opt-out lists, copied into the do-not-send list.
@@ -213,6 +219,7 @@ def optouts() -> None:
     default="Default",
     show_default=True,
     help="The AWS opt-out list to copy (name or ARN).",
+    callback=lambda _ctx, _param, value: _non_empty(value, "name the list, e.g. Default"),
 )
 @pass_settings
 def sync(settings: Settings, list_name: str) -> None:

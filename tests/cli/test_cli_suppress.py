@@ -180,3 +180,15 @@ def test_optouts_sync_of_an_unknown_list_is_one_line(run: Cli, simulator: Any) -
     )
     assert result.stderr.startswith("Error: opt-out list 'nope' not found in this account")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_optouts_sync_of_an_empty_list_name(run: Cli, simulator: Any) -> None:
+    """Was botocore's parameter validation over two lines."""
+    from campaign.aws.sms import ClientSettings, make_client
+
+    result = run("--endpoint-url", simulator.url, "optouts", "sync", "--opt-out-list", " ", code=2)
+    assert "--opt-out-list': empty: name the list, e.g. Default" in result.stderr
+    client = make_client(ClientSettings(endpoint_url=simulator.url))
+    with pytest.raises(OptOutListError) as caught:
+        list(opted_out_numbers(client, ""))
+    assert "\n" not in str(caught.value) and "valid min length: 1" in str(caught.value)
