@@ -68,6 +68,12 @@ def test_summary_for_a_person(run: Cli, tmp_path: Path, isolated_env: Path) -> N
     assert "Campaign 'c1': 1 sent -> 1 delivered, 0 undelivered, 0 awaiting" in result.stderr
 
 
+def test_an_empty_folder_says_files_not_sqs_messages(run: Cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run("events", "ingest", "--file", str(tmp_path / "empty"))
+    assert "Read 0 events (0 files)" in result.stderr  # was "(0 SQS messages)"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
