@@ -343,6 +343,23 @@ def _check_stored_revision(config: AlembicConfig, connection: Connection, engine
     script = ScriptDirectory.from_config(config)
     stored = MigrationContext.configure(connection).get_current_revision()
     newest = script.get_current_head()
+    if stored is None and connection.dialect.name == "sqlite":
+        # Another program's SQLite file (`--db sqlite:///app.sqlite`): never add tables to it.
+        others = (
+            connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND name != 'alembic_version' "
+                "ORDER BY name"
+            )
+            .scalars()
+            .all()
+        )
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise DatabaseError(
+                f"{sqlite_path(engine.url)} is a SQLite database but not a campaign ledger (it "
+                f"has other tables: {shown}); {_UNCHANGED}: pass another --db"
+            )
     try:
         if stored is not None:
             script.get_revision(stored)

@@ -117,6 +117,23 @@ def test_a_sqlite_url_that_keeps_no_file_is_refused(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_another_programs_sqlite_file_gets_no_tables(run: Cli, tmp_path: Path) -> None:
+    """`--db sqlite:///app.sqlite` naming another program's database: the first command added the
+    ledger's dozen tables to it."""
+    import sqlite3
+
+    other = tmp_path / "app.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE bookmarks (url TEXT)")
+    for args in (("list",), ("db", "upgrade")):
+        result = run("--db", f"sqlite:///{other}", *args, code=1)
+        assert "is a SQLite database but not a campaign ledger" in result.stderr
+        assert "other tables: bookmarks" in result.stderr
+    with sqlite3.connect(other) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert names == ["bookmarks"]
+
+
 def test_schema_revision_constant_is_the_head() -> None:
     # The tool skips loading Alembic when the ledger is at SCHEMA_REVISION: it must be the head.
     from campaign.ledger.tables import SCHEMA_REVISION
