@@ -146,8 +146,11 @@ def _write_csv_report(
     ledger = settings.ledger
     included = choose_included(include, ledger.import_columns(campaign_id)) if include else None
     rows = ledger.report_rows(campaign_id, with_cells=included is not None)
-    if output == "-":
-        return write_report(sys.stdout, rows, included, excel)
+    if output == "-":  # UTF-8 whatever the terminal's encoding, as in a file
+        sys.stdout.flush()
+        n = write_report(_Utf8(sys.stdout.buffer), rows, included, excel)
+        sys.stdout.buffer.flush()
+        return n
     with open_report_file(Path(output)) as binary:
         return write_report(_Utf8(binary), rows, included, excel)
 

@@ -267,3 +267,21 @@ def test_a_carriage_return_in_a_cell_keeps_its_row_whole() -> None:
     back = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
     assert len(back) == 2
     assert back[1][COLUMNS.index("raw_phone")].endswith("5550100")
+
+
+def test_the_csv_on_stdout_is_utf8_whatever_the_terminal(run: Cli, tmp_path: Path) -> None:
+    """With an ASCII stdout (PYTHONIOENCODING=ascii, a legacy console) the report stopped half
+    way with an internal UnicodeEncodeError."""
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    run("create", "u", "-o", ORIGIN, "-m", "Hi {name}", "--message-type", "TRANSACTIONAL")
+    names = write_csv(tmp_path / "n.csv", "name,phone\nGarcía,+12065550100\n名前,+12065550101\n")
+    run("import", "u", str(names))
+    result = CliRunner(charset="ascii").invoke(
+        cli, ["report", "u", "--include", "name"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    rows = read(result.stdout_bytes.decode("utf-8"))
+    assert [r["name"] for r in rows] == ["García", "名前"]
