@@ -191,7 +191,8 @@ def list_(settings: Settings, as_json: bool) -> None:
     click.echo(f"{'phone':<16} {'added (UTC)':<16} {'source':<24} reason")
     for e in entries:
         added = f"{e.added_at:%Y-%m-%d %H:%M}" if e.added_at else ""
-        click.echo(f"{e.phone:<16} {added:<16} {e.source:<24} {e.reason}")
+        reason = " ".join(e.reason.split())  # one line per number, whatever the reason holds
+        click.echo(f"{e.phone:<16} {added:<16} {e.source:<24} {reason}")
     say(f"{count(len(entries), 'number')} on the do-not-send list.", settings)
 
 

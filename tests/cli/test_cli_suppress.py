@@ -64,6 +64,13 @@ def test_a_long_rejected_cell_is_shown_cut(run: Cli, tmp_path: Path) -> None:
     assert "; 2 were not on it." in removed.stderr
 
 
+def test_a_reason_over_several_lines_keeps_the_table_one_line_per_number(run: Cli) -> None:
+    run("suppress", "add", "+14155552671", "--reason", "complained\nby phone")
+    lines = run("suppress", "list").stdout.splitlines()
+    assert len(lines) == 2 and lines[1].endswith(" complained by phone")
+    assert listed(run)["+14155552671"]["reason"] == "complained\nby phone"  # kept as given
+
+
 def test_add_a_csv_normalized_like_an_import(run: Cli, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "complaints.csv",
