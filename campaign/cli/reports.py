@@ -199,8 +199,15 @@ def write_html_report(
     from campaign.reports.html import write_html
 
     with user_errors():
-        if png is not None and png.exists() and not png.is_dir():  # before the page is written
-            raise click.ClickException(f"cannot write charts to {png}: it is not a directory")
+        if png is not None:  # a folder the charts cannot go to is refused before the page
+            if png.exists() and not png.is_dir():
+                raise click.ClickException(f"cannot write charts to {png}: it is not a directory")
+            try:
+                png.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot write charts to {png}: {exc.strerror}"
+                ) from None
         if str(html) != "-":
             _refuse_the_ledger(settings, str(html))
         table = PriceTable.load(prices) if prices else None

@@ -342,6 +342,10 @@ def test_a_bad_png_folder_is_refused_before_the_page_is_written(
     result = run("report", imported, "--html", str(page), "--png", str(blocker), code=1)
     assert result.stderr == f"Error: cannot write charts to {blocker}: it is not a directory\n"
     assert not page.exists()
+    under = blocker / "charts"  # a folder that cannot be made: under a file
+    result = run("report", imported, "--html", str(page), "--png", str(under), code=1)
+    assert result.stderr == f"Error: cannot write charts to {under}: Not a directory\n"
+    assert not page.exists()
 
 
 def test_html_to_stdout(run: Cli, imported: str, tmp_path: Path, isolated_env: Path) -> None:
