@@ -165,7 +165,7 @@ def _refuse_the_ledger(settings: Settings, output: str) -> None:
     url = normalize_url(settings.db_url)
     if url.get_backend_name() != "sqlite":
         return
-    ledger = sqlite_path(url)
+    ledger = os.path.expanduser(sqlite_path(url))
     for suffix in ("", "-wal", "-shm", "-journal"):
         try:
             same = os.path.samefile(ledger + suffix, output)

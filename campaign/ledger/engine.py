@@ -121,6 +121,9 @@ def _sqlite_engine(parsed: URL) -> Engine:
             "the --db URL names an in-memory SQLite database: the ledger would be lost when "
             "the command ends; give a file, e.g. sqlite:///campaign.db"
         )
+    if database and database.startswith("~"):  # sqlite:///~/ledger.db: the home folder, as typed
+        database = str(Path(database).expanduser())
+        parsed = parsed.set(database=database)
     if database and database != ":memory:" and not database.startswith("file:"):
         parent = Path(database).expanduser().resolve().parent
         if not parent.is_dir():
@@ -239,6 +242,8 @@ def _why_cannot_open(path: str) -> str:
             "files (copy it somewhere writable)"
         )
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f": its folder {folder} does not exist"
     if not os.access(folder, os.W_OK | os.X_OK):
         return (
             f": its folder {folder} is not writable (SQLite creates its -wal and -shm files there)"

@@ -134,6 +134,20 @@ def test_another_programs_sqlite_file_gets_no_tables(run: Cli, tmp_path: Path) -
     assert names == ["bookmarks"]
 
 
+def test_a_ledger_in_the_home_folder_written_with_a_tilde(
+    run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--db sqlite:///~/ledger.db` failed with "its folder ./~ is not writable"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    run("--db", "sqlite:///~/ledger.db", "create", "c1", "-o", "+12065550100", "-m", "Hi")
+    assert (tmp_path / "home" / "ledger.db").exists()
+    assert not (tmp_path / "~").exists()
+    ledger = str(tmp_path / "home" / "ledger.db")  # as the shell expands `-o ~/ledger.db`
+    result = run("--db", "sqlite:///~/ledger.db", "report", "c1", "-o", ledger, code=1)
+    assert "is the ledger's own file" in result.stderr
+
+
 def test_schema_revision_constant_is_the_head() -> None:
     # The tool skips loading Alembic when the ledger is at SCHEMA_REVISION: it must be the head.
     from campaign.ledger.tables import SCHEMA_REVISION
