@@ -29,7 +29,6 @@ MISSING_FIELDS = (
 OTHER_CHANNEL = "other_channel"  # VOICE_*, RCS_*, ...: an event, but not an SMS one
 OTHER_CAMPAIGN = "other_campaign"  # its context names a campaign this ledger does not have
 UNKNOWN_MESSAGE = "unknown_message"  # no context of ours and a MessageId this ledger does not know
-ASIDE_REASONS = (MALFORMED, MISSING_FIELDS, OTHER_CHANNEL, OTHER_CAMPAIGN, UNKNOWN_MESSAGE)
 
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"

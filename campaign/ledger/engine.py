@@ -30,7 +30,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 import campaign.migrations as _migrations_package
 from campaign.errors import UserError, mask_url_secrets
-from campaign.ledger.tables import SCHEMA_REVISION
+from campaign.ledger.tables import SCHEMA_REVISION, with_postgresql_conditions
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -103,6 +103,7 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:  # unknown dialect, bad options: one line for the user
         raise DatabaseError(f"cannot use database URL {parsed!r}: {_one_line(exc)}") from None
     if engine.dialect.name == "postgresql":
+        with_postgresql_conditions()
         event.listen(engine, "connect", _postgresql_session)
     event.listen(engine, "handle_error", _storage_errors)
     return engine

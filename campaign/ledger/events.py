@@ -653,14 +653,6 @@ class EventsMixin:
         with self.engine.connect() as conn:
             return undelivered_reasons(conn, campaign_id, limit)
 
-    def delivery_timeline(self, recipient_id: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            return timeline(conn, recipient_id)
-
-    def events_aside_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return aside_counts(conn)
-
     def unknown_outcomes(self, campaign: Campaign, at: datetime | None = None) -> UnknownOutcomes:
         """The campaign's `unknown` recipients split into very probably never accepted (called
         longer than TimeToLive + margin ago, no event since: safe to retry) and the others. None is

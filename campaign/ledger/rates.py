@@ -242,18 +242,26 @@ class SharedRate:
 
     def try_acquire(self, parts: int) -> bool:
         """Take the slots of a `parts`-part message if its last slot has come; False otherwise."""
+        return self._take(parts) is not None
+
+    def acquire(self, parts: int) -> float:
+        """Sleep until a message of `parts` parts may go, and take its slots. Returns the local
+        time of its last slot (what the shared schedule granted, whenever the caller runs)."""
+        while (slot := self._take(parts)) is None:
+            self._sleep(max(self.delay_for(parts), 0.001))
+        return slot
+
+    def _take(self, parts: int) -> float | None:
+        """The slots of a `parts`-part message, taken if its last slot has come: that slot's local
+        time; None when it has not come."""
         with self._lock:
             now = self._ready(parts)
             if now is None or self._slots[parts - 1] > now + _EPSILON:
-                return False
+                return None
+            last = self._slots[parts - 1]
             for _ in range(parts):
                 self._slots.popleft()
-            return True
-
-    def acquire(self, parts: int) -> None:
-        """Sleep until a message of `parts` parts may go, and take its slots."""
-        while not self.try_acquire(parts):
-            self._sleep(max(self.delay_for(parts), 0.001))
+            return last
 
     def refund(self, parts: int) -> None:
         """Give back the slots of a message that was not sent after all (another sender claimed

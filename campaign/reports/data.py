@@ -408,14 +408,6 @@ class MessageSummary:
     parts: tuple[PartsCount, ...]  # `GROUP BY parts, encoding` over valid recipients
     ucs2_characters: tuple[Ucs2Character, ...]  # the ledger's ucs2_characters rows
 
-    @property
-    def gsm7_recipients(self) -> int:
-        return sum(p.recipients for p in self.parts if p.encoding != "UCS-2")
-
-    @property
-    def ucs2_recipients(self) -> int:
-        return sum(p.recipients for p in self.parts if p.encoding == "UCS-2")
-
 
 # -- the whole page --------------------------------------------------------------------------------
 

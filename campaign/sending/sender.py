@@ -244,7 +244,7 @@ class Sender:
         self._outcomes_since = 0.0  # when the oldest of them was recorded (0: none waiting)
         self._stopping: StopReason | None = None
         self._next_launch = 0.0
-        self._last_beat = self._last_progress = 0.0
+        self._last_progress = 0.0
         # Who may be claimed now (window, do-not-send list, frequency cap, deadline); none for a
         # dry run. `no_wait`: stop (StopReason.WAITING) rather than wait for a window to open;
         # `on_wait` hears what the run waits for, each time that changes.
@@ -354,7 +354,7 @@ class Sender:
         if opts.sample is not None:
             self._buffer.extend(opts.sample)
             self._exhausted = True
-        self._last_beat = self._last_progress = self.clock()
+        self._last_progress = self.clock()
         exit_code = ExitCode.ERROR  # unless the loop ends normally
         self.caller = self._make_caller()
         try:
@@ -444,7 +444,7 @@ class Sender:
             self._flush_outcomes(now)
             if self._stopping is not None and not self._flight:
                 return
-            self._heartbeat_if_due(now)
+            self._note_if_lost()
             self._progress_if_due(now)
             self._wait_for_work(now)
 
@@ -495,13 +495,12 @@ class Sender:
         if not outcomes:
             self._outcomes_since = 0.0
 
-    def _heartbeat_if_due(self, now: float) -> None:
+    def _note_if_lost(self) -> None:
         """The heartbeat runs in its own thread (_Liveness); here the loop learns what it found:
         a sender declared lost stops claiming, waits for its calls in flight and exits."""
         liveness = self._liveness
         if liveness is not None and liveness.lost is not None and self._stopping is None:
             self._stopping = StopReason.INTERRUPTED
-        self._last_beat = now
 
     def _progress_if_due(self, now: float) -> None:
         if self.on_progress and now - self._last_progress >= PROGRESS_SECONDS:

@@ -123,7 +123,7 @@ PARTS_CYCLE = (1, 2, 1, 3)  # message sizes, in parts, taken in turn
 
 @dataclass
 class JointRun:
-    part_times: list[float]  # monotonic (system-wide on Linux), one entry per part sent
+    part_times: list[float]  # each part's slot, local monotonic time (system-wide on Linux)
     started: float
     killed_at: float | None
 
@@ -138,15 +138,16 @@ class JointRun:
 
 
 def _send_parts(url: str, ready: Any, duration: float, times: Any, count: Any, offset: int) -> None:
-    """One sender process: books parts through SharedRate and records when each part went."""
+    """One sender process: books parts through SharedRate and records each part's slot, the time
+    the shared schedule let it go (the time it was recorded would add how late this process ran,
+    which on a loaded machine bunches parts together that the schedule kept apart)."""
     limiter = SharedRate(make_engine(url), IDENTITY, MPS)
     ready.wait()
     stop_at = time.monotonic() + duration
     message = offset
     while time.monotonic() < stop_at:
         parts = PARTS_CYCLE[message % len(PARTS_CYCLE)]
-        limiter.acquire(parts)
-        sent_at = time.monotonic()
+        sent_at = limiter.acquire(parts)
         for _ in range(parts):  # shared memory: what was written survives a SIGKILL
             times[count.value] = sent_at
             count.value += 1
@@ -194,9 +195,15 @@ def test_processes_share_one_mps_in_parts(postgres_url: str) -> None:
     steady = run.rate_between(run.started + 0.5, run.started + DURATION - 0.5)
     print(f"\n4 senders at {MPS} parts/s: peak {peak} parts in 1 s, steady {steady:.1f} parts/s")
     assert peak <= MPS * 1.05  # the guarantee: jointly never over the MPS
-    # Not stuck: the schedule keeps the senders going. How close to the MPS they get is a speed
-    # figure, measured by `make bench` (multisender), not asserted in a timed test.
-    assert steady >= MPS * 0.5
+    # Not stuck: the schedule keeps the senders going, parts go out in every second of the run.
+    # How close to the MPS they get is a speed figure (it falls on a loaded machine), measured by
+    # `make bench` (multisender), not asserted in a timed test.
+    quiet = [
+        second
+        for second in range(int(DURATION) - 1)
+        if run.rate_between(run.started + second, run.started + second + 1) == 0
+    ]
+    assert not quiet, f"no part went out in second(s) {quiet} of the run"
 
 
 @pytest.mark.slow
@@ -211,6 +218,12 @@ def test_a_killed_sender_never_causes_an_overshoot(postgres_url: str) -> None:
         f"{after:.1f} parts/s after the kill"
     )
     assert peak <= MPS * 1.05
-    # Its booked slots go unused (at most ~50 ms of them); the others go on (the rate they keep
-    # is a figure of `make bench`, not asserted here).
-    assert after >= MPS * 0.5
+    # Its booked slots go unused (at most ~50 ms of them); the others go on: parts go out in
+    # every second after the kill (the rate they keep is a figure of `make bench`, not asserted
+    # here: it falls on a loaded machine).
+    quiet = [
+        second
+        for second in range(int(run.started + DURATION - run.killed_at) - 1)
+        if run.rate_between(run.killed_at + second, run.killed_at + second + 1) == 0
+    ]
+    assert not quiet, f"no part went out in second(s) {quiet} after the kill"
