@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -33,6 +34,12 @@ UNKNOWN_MESSAGE = "unknown_message"  # no context of ours and a MessageId this l
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"
 SMS_PREFIX = "TEXT_"
+# What the ledger's columns hold (campaign.ledger.tables: events, events_aside).
+MESSAGE_ID_CHARS = 128
+EVENT_TYPE_CHARS = 64
+STATUS_CHARS = 64
+INT64_LIMIT = 1 << 63  # eventTimestamp, a BIGINT
+INT32_LIMIT = 1 << 31  # totalMessageParts, an INTEGER
 RAW_KEPT_CHARS = 4096  # of a rejected body: enough to see what it was, bounded for a flood of junk
 
 
@@ -157,6 +164,13 @@ def _event(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Parsed:
         return _missing(obj, raw, outer)
     if event_ts is None:
         return _missing(obj, raw, outer)
+    if (
+        len(message_id) > MESSAGE_ID_CHARS
+        or len(event_type) > EVENT_TYPE_CHARS
+        or not 0 <= event_ts < INT64_LIMIT
+    ):  # no AWS event: a key the ledger could not store (it stopped the whole ingest)
+        detail = "messageId, eventType or eventTimestamp out of range"
+        return _rejected(MALFORMED, detail, _text(raw, outer))
     if not event_type.startswith(SMS_PREFIX):
         detail = f"{event_type} is not an SMS event"
         return _rejected(OTHER_CHANNEL, detail, _text(raw, outer), message_id, event_type, event_ts)
@@ -169,24 +183,33 @@ def _event(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Parsed:
     else:
         context = EMPTY_CONTEXT
     parts = get("totalMessageParts")
+    parts = parts if type(parts) is int else _int(parts)
     price = get("totalMessagePrice")
     fee = get("totalCarrierFee")
+    status = _str(get("messageStatus"))
+    country = _str(get("isoCountryCode"))
+    # Optional fields out of what AWS sends, or of what the ledger's columns hold, are dropped:
+    # the event still says what became of the message.
     return DeliveryEvent(
         message_id,
         event_type,
         event_ts,
         is_final,
         delivery_of(event_type, is_final),
-        _str(get("messageStatus")),
+        status if status is None or len(status) <= STATUS_CHARS else status[:STATUS_CHARS],
         _str(get("messageStatusDescription")),
         context,
         _str(get("destinationPhoneNumber")),
         _str(get("originationPhoneNumber")),
-        parts if type(parts) is int else _int(parts),
-        price if type(price) is float else _float(price),
-        fee if type(fee) is float else _float(fee),
-        _str(get("isoCountryCode")),
+        parts if parts is not None and 0 <= parts < INT32_LIMIT else None,
+        _finite(price if type(price) is float else _float(price)),
+        _finite(fee if type(fee) is float else _float(fee)),
+        country if country is not None and len(country) == 2 else None,
     )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _missing(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Rejected:
@@ -195,6 +218,9 @@ def _missing(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Rejected:
     event_ts = _int(obj.get("eventTimestamp"))
     kept_id = message_id if isinstance(message_id, str) and message_id else None
     kept_type = event_type if isinstance(event_type, str) and event_type else None
+    kept_id = kept_id if kept_id is None or len(kept_id) <= MESSAGE_ID_CHARS else None
+    kept_type = kept_type if kept_type is None or len(kept_type) <= EVENT_TYPE_CHARS else None
+    event_ts = event_ts if event_ts is None or 0 <= event_ts < INT64_LIMIT else None
     missing = [
         name
         for name, value in (

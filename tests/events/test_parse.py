@@ -20,6 +20,7 @@ from campaign.events.parse import (
     Rejected,
     delivery_of,
     parse_body,
+    parse_document,
     parse_text,
 )
 from campaign.events.sources import EventFileError, _read_stream, event_files, read_events
@@ -360,3 +361,45 @@ def test_a_pipe_given_by_name_is_read_once_whole(tmp_path: Path, compressed: boo
     (tmp_path / "folder").mkdir()
     os.mkfifo(tmp_path / "folder" / "pipe")  # in a folder, a pipe is skipped: it could block
     assert event_files([tmp_path / "folder"]) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"messageId": "m" * 129}, MALFORMED),
+        ({"eventType": "TEXT_" + "X" * 60}, MALFORMED),
+        ({"eventTimestamp": 10**30}, MALFORMED),
+        ({"eventTimestamp": 1.5e20}, MALFORMED),
+        ({"eventTimestamp": -5}, MALFORMED),
+        ({"messageId": "m" * 300, "eventType": None}, MISSING_FIELDS),
+    ],
+)
+def test_keys_the_ledger_cannot_store_are_rejected(fields: dict[str, Any], reason: str) -> None:
+    """An oversized key stopped the whole ingest (SQLite: an OverflowError; PostgreSQL: value too
+    long for varchar(128)); on a queue that message would have blocked every batch it was in."""
+    parsed = parse_document({**AWS_EXAMPLE, **fields})
+    assert isinstance(parsed, Rejected) and parsed.reason == reason
+    assert parsed.message_id is None or len(parsed.message_id) <= 128
+    assert parsed.event_ts is None or 0 <= parsed.event_ts < 1 << 63
+    assert len(parsed.fingerprint) <= 255
+
+
+def test_optional_fields_out_of_range_are_dropped_not_the_event() -> None:
+    parsed = parse_document(
+        {
+            **AWS_EXAMPLE,
+            "messageStatus": "S" * 100,
+            "totalMessageParts": 10**20,
+            "totalMessagePrice": "NaN",
+            "totalCarrierFee": float("inf"),
+            "isoCountryCode": "USA",
+        }
+    )
+    assert isinstance(parsed, DeliveryEvent)
+    assert parsed.status == "S" * 64
+    assert (parsed.parts, parsed.price, parsed.carrier_fee, parsed.iso_country) == (
+        None,
+        None,
+        None,
+        None,
+    )
