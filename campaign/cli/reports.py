@@ -31,7 +31,7 @@ def html_report_options(f: F) -> F:
     )(f)
     f = click.option(
         "--html",
-        type=click.Path(path_type=Path),
+        type=click.Path(),  # a str: Path("out/") would drop the slash that says "a folder"
         default=None,
         metavar="FILE",
         help="Write the HTML report (self-contained, with charts) to FILE ('-' for stdout) "
@@ -96,7 +96,7 @@ def report(
     output: str,
     include: str | None,
     excel: bool,
-    html: Path | None,
+    html: str | None,
     png: Path | None,
     prices: Path | None,
 ) -> None:
@@ -138,6 +138,7 @@ def _write_csv_report(
 
     if not output.strip():
         raise click.UsageError("--output needs a file name, or - for stdout")
+    _a_file_name(output, "--output")
     if output.lower().endswith((".xlsx", ".xls")):
         raise ReportWriteError(
             f"{output}: the report is a CSV; name it .csv (--excel makes one Excel opens right)"
@@ -153,6 +154,14 @@ def _write_csv_report(
         return n
     with open_report_file(Path(output)) as binary:
         return write_report(_Utf8(binary), rows, included, excel)
+
+
+def _a_file_name(value: str, option: str) -> None:
+    """`-o reports/`: a path ending in a slash names a folder; the report was written to a file
+    called `reports`."""
+    if value.endswith(("/", os.sep)):
+        example = f"{value}report.{'html' if option == '--html' else 'csv'}"
+        raise click.UsageError(f"{option} {value}: give a file name, e.g. {example}")
 
 
 def _refuse_the_ledger(settings: Settings, output: str) -> None:
@@ -189,11 +198,12 @@ class _Utf8:
 
 
 def write_html_report(
-    settings: Settings, name: str, html: Path | None, png: Path | None, prices: Path | None
+    settings: Settings, name: str, html: str | None, png: Path | None, prices: Path | None
 ) -> None:
     """`report --html FILE [--png DIR] [--prices FILE]`: the page, and the charts as PNGs."""
     if html is None:
         raise click.UsageError("--png and --prices go with --html FILE")
+    _a_file_name(html, "--html")
     from campaign.pricing import PriceTable
     from campaign.reports.build import campaign_report
     from campaign.reports.html import write_html
@@ -208,17 +218,17 @@ def write_html_report(
                 raise click.ClickException(
                     f"cannot write charts to {png}: {exc.strerror}"
                 ) from None
-        if str(html) != "-":
-            _refuse_the_ledger(settings, str(html))
+        if html != "-":
+            _refuse_the_ledger(settings, html)
         table = PriceTable.load(prices) if prices else None
         data = campaign_report(settings.ledger, name, table)
-        if str(html) == "-":  # standard output, as for the CSV
+        if html == "-":  # standard output, as for the CSV
             from campaign.reports.html import render_html
 
             sys.stdout.flush()
             sys.stdout.buffer.write(render_html(data).encode("utf-8"))
         else:
-            size = write_html(data, html)
+            size = write_html(data, Path(html))
             say(f"Wrote the HTML report to {html} ({size / 1024:,.0f} KB)", settings)
         if png is not None:
             from campaign.reports.charts import write_pngs

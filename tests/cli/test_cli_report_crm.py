@@ -205,6 +205,16 @@ def test_an_empty_output_name_is_a_usage_error(run: Cli, crm: Path) -> None:
     assert "--output needs a file name, or - for stdout" in result.stderr
 
 
+@pytest.mark.parametrize("option", ["-o", "--html"])
+def test_a_path_ending_in_a_slash_is_a_usage_error(
+    run: Cli, crm: Path, tmp_path: Path, option: str
+) -> None:
+    """`-o reports/` wrote a file called `reports`."""
+    result = run("report", "c", option, f"{tmp_path}/reports/", code=2)
+    assert "give a file name, e.g. " in result.stderr
+    assert not (tmp_path / "reports").exists()
+
+
 def test_xlsx_name_is_refused(run: Cli, crm: Path, tmp_path: Path) -> None:
     result = run("report", "c", "-o", str(tmp_path / "r.xlsx"), code=1)
     assert "the report is a CSV; name it .csv" in result.stderr
