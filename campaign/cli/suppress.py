@@ -108,6 +108,9 @@ def _file_or_none(items: tuple[str, ...]) -> Path | None:
     if len(items) == 1 and Path(items[0]).is_file():
         return Path(items[0])
     for item in items:
+        if Path(item).is_dir():
+            raise click.BadParameter(f"{item}: a folder; give a file of numbers", param_hint="FILE")
+    for item in items:
         if item.lower().endswith((".csv", ".txt", ".tsv")) and not Path(item).exists():
             raise click.BadParameter(f"{item}: no such file", param_hint="FILE")
     return None

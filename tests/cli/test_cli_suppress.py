@@ -71,6 +71,12 @@ def test_a_reason_over_several_lines_keeps_the_table_one_line_per_number(run: Cl
     assert listed(run)["+14155552671"]["reason"] == "complained\nby phone"  # kept as given
 
 
+def test_a_folder_is_a_usage_error(run: Cli, tmp_path: Path) -> None:
+    """Was read as a number: "rejected argument 1: unparseable", then "no phone number found"."""
+    result = run("suppress", "add", str(tmp_path), code=2)
+    assert f"{tmp_path}: a folder; give a file of numbers" in result.stderr
+
+
 def test_add_a_csv_normalized_like_an_import(run: Cli, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "complaints.csv",
