@@ -146,10 +146,15 @@ def configuration_set_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:sms-voice:{region}:{account}:configuration-set/{name}"
 
 
-def topic_policy(topic_arn: str, configuration_set: str) -> dict[str, Any]:
-    """Lets AWS End User Messaging SMS publish this configuration set's events, and no one else
-    (docs/aws-facts.md: conditions on the source account and the configuration set's ARN)."""
+def topic_policy(
+    topic_arn: str, configuration_set: str, also_allowed: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Lets AWS End User Messaging SMS publish this configuration set's events (and those of the
+    configuration set ARNs `also_allowed`), and no one else (docs/aws-facts.md: conditions on the
+    source account and the configuration set's ARN)."""
     _, _, _, region, account, _ = topic_arn.split(":", 5)
+    arn = configuration_set_arn(region, account, configuration_set)
+    arns = list(dict.fromkeys([*also_allowed, arn]))
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -161,9 +166,7 @@ def topic_policy(topic_arn: str, configuration_set: str) -> dict[str, Any]:
                 "Resource": topic_arn,
                 "Condition": {
                     "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": configuration_set_arn(region, account, configuration_set)
-                    },
+                    "ArnLike": {"aws:SourceArn": arns[0] if len(arns) == 1 else arns},
                 },
             }
         ],
@@ -201,10 +204,11 @@ def ensure_event_queue(
         created.append(f"SNS topic {topic_arn}")
     else:
         existing.append(f"SNS topic {topic_arn}")
+    also = _allowed_configuration_sets(sns, topic_arn) if existing else ()
     sns.set_topic_attributes(
         TopicArn=topic_arn,
         AttributeName="Policy",
-        AttributeValue=json.dumps(topic_policy(topic_arn, configuration_set)),
+        AttributeValue=json.dumps(topic_policy(topic_arn, configuration_set, also)),
     )
     try:
         queue_url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
@@ -239,6 +243,24 @@ def ensure_event_queue(
     return EventQueue(
         topic_arn, queue_url, queue_arn, subscription_arn, tuple(created), tuple(existing)
     )
+
+
+def _allowed_configuration_sets(sns: Any, topic_arn: str) -> tuple[str, ...]:
+    """The configuration sets an existing topic's policy already lets publish: a topic shared by
+    several (`events setup --name shared`) keeps them all, instead of the last one cutting the
+    others' events off. Unreadable (no sns:GetTopicAttributes): none."""
+    try:
+        text = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy") or "{}"
+        statements = json.loads(text).get("Statement") or []
+    except (ClientError, ValueError, AttributeError):
+        return ()
+    found: list[str] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Sid") != "SmsVoiceEventsPublish":
+            continue
+        arns = ((statement.get("Condition") or {}).get("ArnLike") or {}).get("aws:SourceArn")
+        found.extend(a for a in ([arns] if isinstance(arns, str) else arns or []) if a)
+    return tuple(a for a in found if isinstance(a, str) and ":configuration-set/" in a)
 
 
 def _existing_topic(sns: Any, name: str) -> str | None:

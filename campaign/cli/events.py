@@ -97,10 +97,11 @@ def setup(
     NAME`), then read the events with `campaign events ingest --queue-url URL`.
 
     \b
-    IAM: sns:CreateTopic, sns:SetTopicAttributes, sns:ListTopics, sns:Subscribe,
-    sns:ListSubscriptionsByTopic, sqs:CreateQueue, sqs:GetQueueUrl, sqs:GetQueueAttributes,
-    sqs:SetQueueAttributes, sms-voice:DescribeConfigurationSets, sms-voice:CreateConfigurationSet,
-    sms-voice:CreateEventDestination, sms-voice:UpdateEventDestination.
+    IAM: sns:CreateTopic, sns:GetTopicAttributes, sns:SetTopicAttributes, sns:ListTopics,
+    sns:Subscribe, sns:ListSubscriptionsByTopic, sqs:CreateQueue, sqs:GetQueueUrl,
+    sqs:GetQueueAttributes, sqs:SetQueueAttributes, sms-voice:DescribeConfigurationSets,
+    sms-voice:CreateConfigurationSet, sms-voice:CreateEventDestination,
+    sms-voice:UpdateEventDestination.
     \b
     Examples:
       campaign events setup --configuration-set marketing
