@@ -15,6 +15,7 @@ from campaign.events.parse import Parsed, parse_chunk, resume_at
 
 CHUNK_CHARS = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # PowerShell's `>` writes UTF-16
 
 
 class EventFileError(UserError):
@@ -59,9 +60,11 @@ def _open_text(raw: io.BufferedReader) -> IO[str]:
     (read only once) loses nothing."""
     magic = raw.peek(2)[:2]
     # A byte that is not UTF-8 cannot be in a valid event: replace it and let parsing judge.
+    # utf-8-sig: a byte order mark (a Windows tool's) is not the start of the first event.
     if magic == GZIP_MAGIC:
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", errors="replace")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8-sig", errors="replace")
+    encoding = "utf-16" if magic in UTF16_BOMS else "utf-8-sig"
+    return io.TextIOWrapper(raw, encoding=encoding, errors="replace")
 
 
 def _read_stream(fh: IO[str], chunk_chars: int) -> Iterator[Parsed]:

@@ -403,3 +403,21 @@ def test_optional_fields_out_of_range_are_dropped_not_the_event() -> None:
         None,
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"),
+    [("utf-8", "\ufeff"), ("utf-16", ""), ("utf-16-be", "\ufeff")],
+    ids=["utf-8-bom", "utf-16-le", "utf-16-be"],
+)
+def test_a_byte_order_mark_or_utf16_loses_no_event(
+    tmp_path: Path, encoding: str, prefix: str
+) -> None:
+    """A BOM made the first event malformed; a UTF-16 file (PowerShell's `>`) was all malformed."""
+    path = tmp_path / "events.jsonl"
+    text = prefix + "".join(json.dumps(_event(i)) + "\n" for i in range(3))
+    path.write_bytes(text.encode(encoding))
+    assert [getattr(p, "message_id", p) for p in read_events(path)] == ["m0", "m1", "m2"]
+    zipped = tmp_path / "events.jsonl.gz"
+    zipped.write_bytes(gzip.compress(("\ufeff" + text.lstrip("\ufeff")).encode("utf-8")))
+    assert [getattr(p, "message_id", p) for p in read_events(zipped)] == ["m0", "m1", "m2"]
