@@ -21,7 +21,13 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoRegionError,
+    ProfileNotFound,
+)
 from botocore.parsers import ResponseParserError
 
 from campaign.aws.sms import (
@@ -366,6 +372,7 @@ class EventSetup:
         return self.queue.existing + self.destination.existing
 
 
+_SERVICE_NAMES = {"pinpoint-sms-voice-v2": "SMS", "sns": "SNS", "sqs": "SQS"}
 _ENDPOINT_FIX = {
     "pinpoint-sms-voice-v2": "--endpoint-url (or AWS_ENDPOINT_URL)",
     "sns": "AWS_ENDPOINT_URL_SNS (or AWS_ENDPOINT_URL)",
@@ -413,5 +420,10 @@ def setup_events(
         message = exc.response.get("Error", {}).get("Message") or str(exc)
         raise EventSetupError(f"{operation} failed: {error_code(exc)}: {message}") from None
     except BotoCoreError as exc:  # the endpoint cannot be reached, ...
-        raise EventSetupError(f"cannot set up delivery events: {exc}") from None
+        hint = ""
+        if called and isinstance(exc, EndpointConnectionError):  # which of the three, to fix
+            service = called[-1].meta.service_model.service_name
+            hint = f"; the {_SERVICE_NAMES[service]} endpoint: check {_ENDPOINT_FIX[service]}"
+        detail = " ".join(str(exc).split())
+        raise EventSetupError(f"cannot set up delivery events: {detail}{hint}") from None
     return EventSetup(queue, destination)
