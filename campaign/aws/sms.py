@@ -27,6 +27,7 @@ from botocore.exceptions import (
     ProfileNotFound,
     SSLError,
 )
+from botocore.parsers import ResponseParserError
 
 from campaign.domain import Campaign, Claim
 from campaign.errors import UserError, mask_url_secrets
@@ -149,6 +150,48 @@ def protocol_problem(response: Mapping[str, Any]) -> str | None:
         content_type, f"content of type {content_type}" if content_type else "a body of no type"
     )
     return f"an HTTP {status} answer with {what}"
+
+
+def foreign_answer(exc: BaseException) -> str | None:
+    """What shows that a failed call was answered by something other than an AWS API (a web
+    server's HTML page, a body botocore could not parse), or None. botocore names an error whose
+    body held no AWS error code by its HTTP status: an AWS answer always has a code."""
+    if isinstance(exc, ResponseParserError):
+        return "an answer botocore could not parse"
+    if (
+        isinstance(exc, ClientError)
+        and str(exc.response.get("Error", {}).get("Code", "")).isdigit()
+    ):
+        return protocol_problem(exc.response)
+    return None
+
+
+def not_the_api(client: Any, problem: str, fix: str) -> str:
+    """`http://host:port is not the SQS API: it gave an HTTP 501 answer with an HTML page; fix ...`"""
+    names = {"pinpoint-sms-voice-v2": "AWS End User Messaging SMS", "sqs": "SQS", "sns": "SNS"}
+    service = client.meta.service_model.service_name
+    return (
+        f"{mask_url_secrets(str(client.meta.endpoint_url))} is not the "
+        f"{names.get(service, service)} API: it gave {problem}; fix {fix}"
+    )
+
+
+class NotTheApi(UserError):
+    """An endpoint answered with a web page (or another protocol): one line naming it."""
+
+
+def refuse_html_answers(client: Any, fix: str, doing: str) -> None:
+    """Make each call of `client` that gets an HTML page raise NotTheApi (`doing: URL is not the
+    SQS API: ...; fix FIX`), whatever its HTTP status: botocore would hand back an empty result for
+    a 200 page (then a KeyError) and an error quoting the whole page for another status."""
+
+    def check(http_response: Any, **_: Any) -> None:
+        content_type = str(http_response.headers.get("content-type") or "").lower()
+        if "html" in content_type:
+            problem = f"an HTTP {http_response.status_code} answer with an HTML page"
+            raise NotTheApi(f"{doing}: {not_the_api(client, problem, fix)}")
+
+    client.meta.events.register("after-call", check)
 
 
 SIMULATOR_SERVER = "campaign-simulator"  # the local simulator's Server header
@@ -400,6 +443,9 @@ def opted_out_numbers(
     ThrottlingException waits (1 s, doubling, at most 30 s; `on_throttle` hears each wait) and
     goes on from the page it stopped at, so nothing is read twice or skipped. Any other error,
     or too many throttles in a row, is one line (OptOutListError)."""
+    refuse_html_answers(
+        client, "--endpoint-url (or AWS_ENDPOINT_URL)", f"cannot read opt-out list {list_name!r}"
+    )
     paginator = client.get_paginator("describe_opted_out_numbers")
     token: str | None = None
     waits = 0
@@ -414,12 +460,19 @@ def opted_out_numbers(
                 waits = 0
                 yield numbers
             return
-        except ClientError as exc:
+        except (ClientError, ResponseParserError) as exc:
+            if problem := foreign_answer(exc):  # an HTML page: --endpoint-url is not the SMS API
+                raise OptOutListError(
+                    f"cannot read opt-out list {list_name!r}: "
+                    + not_the_api(client, problem, "--endpoint-url (or AWS_ENDPOINT_URL)")
+                ) from None
+            assert isinstance(exc, ClientError)
             code = exc.response.get("Error", {}).get("Code", "error")
             if code != "ThrottlingException" or waits >= OPT_OUT_MAX_WAITS:
                 raise OptOutListError(_opt_out_problem(list_name, code, exc)) from None
         except BotoCoreError as exc:
-            raise OptOutListError(f"cannot read opt-out list {list_name!r}: {exc}") from None
+            detail = " ".join(str(exc).split())  # botocore's parameter errors span lines
+            raise OptOutListError(f"cannot read opt-out list {list_name!r}: {detail}") from None
         delay = min(2.0**waits, OPT_OUT_MAX_WAIT_S)
         waits += 1
         if on_throttle is not None:

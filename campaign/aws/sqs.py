@@ -21,9 +21,23 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError, ProfileNotFound
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoRegionError,
+    ProfileNotFound,
+)
+from botocore.parsers import ResponseParserError
 
-from campaign.aws.sms import SmsConfigError, configured_region, is_loopback
+from campaign.aws.sms import (
+    SmsConfigError,
+    configured_region,
+    foreign_answer,
+    is_loopback,
+    not_the_api,
+    refuse_html_answers,
+)
 from campaign.errors import mask_url_secrets
 
 # https://sqs.us-east-1.amazonaws.com/123456789012/name (also the legacy us-east-1.queue form)
@@ -138,10 +152,15 @@ def configuration_set_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:sms-voice:{region}:{account}:configuration-set/{name}"
 
 
-def topic_policy(topic_arn: str, configuration_set: str) -> dict[str, Any]:
-    """Lets AWS End User Messaging SMS publish this configuration set's events, and no one else
-    (docs/aws-facts.md: conditions on the source account and the configuration set's ARN)."""
+def topic_policy(
+    topic_arn: str, configuration_set: str, also_allowed: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Lets AWS End User Messaging SMS publish this configuration set's events (and those of the
+    configuration set ARNs `also_allowed`), and no one else (docs/aws-facts.md: conditions on the
+    source account and the configuration set's ARN)."""
     _, _, _, region, account, _ = topic_arn.split(":", 5)
+    arn = configuration_set_arn(region, account, configuration_set)
+    arns = list(dict.fromkeys([*also_allowed, arn]))
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -153,9 +172,7 @@ def topic_policy(topic_arn: str, configuration_set: str) -> dict[str, Any]:
                 "Resource": topic_arn,
                 "Condition": {
                     "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": configuration_set_arn(region, account, configuration_set)
-                    },
+                    "ArnLike": {"aws:SourceArn": arns[0] if len(arns) == 1 else arns},
                 },
             }
         ],
@@ -193,10 +210,11 @@ def ensure_event_queue(
         created.append(f"SNS topic {topic_arn}")
     else:
         existing.append(f"SNS topic {topic_arn}")
+    also = _allowed_configuration_sets(sns, topic_arn) if existing else ()
     sns.set_topic_attributes(
         TopicArn=topic_arn,
         AttributeName="Policy",
-        AttributeValue=json.dumps(topic_policy(topic_arn, configuration_set)),
+        AttributeValue=json.dumps(topic_policy(topic_arn, configuration_set, also)),
     )
     try:
         queue_url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
@@ -231,6 +249,24 @@ def ensure_event_queue(
     return EventQueue(
         topic_arn, queue_url, queue_arn, subscription_arn, tuple(created), tuple(existing)
     )
+
+
+def _allowed_configuration_sets(sns: Any, topic_arn: str) -> tuple[str, ...]:
+    """The configuration sets an existing topic's policy already lets publish: a topic shared by
+    several (`events setup --name shared`) keeps them all, instead of the last one cutting the
+    others' events off. Unreadable (no sns:GetTopicAttributes): none."""
+    try:
+        text = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy") or "{}"
+        statements = json.loads(text).get("Statement") or []
+    except (ClientError, ValueError, AttributeError):
+        return ()
+    found: list[str] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict) or statement.get("Sid") != "SmsVoiceEventsPublish":
+            continue
+        arns = ((statement.get("Condition") or {}).get("ArnLike") or {}).get("aws:SourceArn")
+        found.extend(a for a in ([arns] if isinstance(arns, str) else arns or []) if a)
+    return tuple(a for a in found if isinstance(a, str) and ":configuration-set/" in a)
 
 
 def _existing_topic(sns: Any, name: str) -> str | None:
@@ -336,6 +372,14 @@ class EventSetup:
         return self.queue.existing + self.destination.existing
 
 
+_SERVICE_NAMES = {"pinpoint-sms-voice-v2": "SMS", "sns": "SNS", "sqs": "SQS"}
+_ENDPOINT_FIX = {
+    "pinpoint-sms-voice-v2": "--endpoint-url (or AWS_ENDPOINT_URL)",
+    "sns": "AWS_ENDPOINT_URL_SNS (or AWS_ENDPOINT_URL)",
+    "sqs": "AWS_ENDPOINT_URL_SQS (or AWS_ENDPOINT_URL)",
+}
+
+
 def setup_events(
     sms: Any,
     sns: Any,
@@ -349,6 +393,11 @@ def setup_events(
     """Everything delivery events need, from the configuration set to the queue (`events setup`):
     the SNS topic and SQS queue `name` with their policies and subscription, then the event
     destination. A refused call becomes EventSetupError."""
+    called: list[Any] = []  # the client of the call under way, for an answer that is not AWS's
+    for client in (sms, sns, sqs):
+        client.meta.events.register("before-call", lambda client=client, **_: called.append(client))
+        service = client.meta.service_model.service_name
+        refuse_html_answers(client, _ENDPOINT_FIX[service], "cannot set up delivery events")
     try:
         queue = ensure_event_queue(
             sns, sqs, name=name, configuration_set=configuration_set, raw=raw
@@ -359,10 +408,22 @@ def setup_events(
             topic_arn=queue.topic_arn,
             name=destination_name,
         )
-    except ClientError as exc:
+    except (ClientError, ResponseParserError) as exc:
+        if called and (problem := foreign_answer(exc)):
+            client = called[-1]
+            fix = _ENDPOINT_FIX[client.meta.service_model.service_name]
+            raise EventSetupError(
+                f"cannot set up delivery events: {not_the_api(client, problem, fix)}"
+            ) from None
+        assert isinstance(exc, ClientError)
         operation = getattr(exc, "operation_name", "") or "an AWS call"
         message = exc.response.get("Error", {}).get("Message") or str(exc)
         raise EventSetupError(f"{operation} failed: {error_code(exc)}: {message}") from None
     except BotoCoreError as exc:  # the endpoint cannot be reached, ...
-        raise EventSetupError(f"cannot set up delivery events: {exc}") from None
+        hint = ""
+        if called and isinstance(exc, EndpointConnectionError):  # which of the three, to fix
+            service = called[-1].meta.service_model.service_name
+            hint = f"; the {_SERVICE_NAMES[service]} endpoint: check {_ENDPOINT_FIX[service]}"
+        detail = " ".join(str(exc).split())
+        raise EventSetupError(f"cannot set up delivery events: {detail}{hint}") from None
     return EventSetup(queue, destination)

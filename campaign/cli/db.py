@@ -15,7 +15,12 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option(
+    "--revision",
+    default="head",
+    show_default=True,
+    help="The schema revision to upgrade to (e.g. 0009); head is the newest.",
+)
 @pass_settings
 def db_upgrade(settings: Settings, revision: str) -> None:
     """Upgrade the ledger schema (the tool also does this by itself on first use).

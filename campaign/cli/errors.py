@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from campaign.errors import ExitCode, UserError
+from campaign.errors import ExitCode, UserError, mask_url_secrets
 from campaign.ledger.engine import LedgerStorageError
 
 
@@ -63,7 +63,8 @@ def unexpected_error_line(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, StatementError):
         return database_error_line(exc)
-    return f"internal error: {type(exc).__name__}: {exc} (set CAMPAIGN_DEBUG=1 for the traceback)"
+    text = mask_url_secrets(str(exc))  # a URL's password quoted by a library's message
+    return f"internal error: {type(exc).__name__}: {text} (set CAMPAIGN_DEBUG=1 for the traceback)"
 
 
 def _resume_hint() -> str:

@@ -97,10 +97,11 @@ def setup(
     NAME`), then read the events with `campaign events ingest --queue-url URL`.
 
     \b
-    IAM: sns:CreateTopic, sns:SetTopicAttributes, sns:ListTopics, sns:Subscribe,
-    sns:ListSubscriptionsByTopic, sqs:CreateQueue, sqs:GetQueueUrl, sqs:GetQueueAttributes,
-    sqs:SetQueueAttributes, sms-voice:DescribeConfigurationSets, sms-voice:CreateConfigurationSet,
-    sms-voice:CreateEventDestination, sms-voice:UpdateEventDestination.
+    IAM: sns:CreateTopic, sns:GetTopicAttributes, sns:SetTopicAttributes, sns:ListTopics,
+    sns:Subscribe, sns:ListSubscriptionsByTopic, sqs:CreateQueue, sqs:GetQueueUrl,
+    sqs:GetQueueAttributes, sqs:SetQueueAttributes, sms-voice:DescribeConfigurationSets,
+    sms-voice:CreateConfigurationSet, sms-voice:CreateEventDestination,
+    sms-voice:UpdateEventDestination.
     \b
     Examples:
       campaign events setup --configuration-set marketing
@@ -248,7 +249,7 @@ def ingest(
     if as_json:
         click.echo(json.dumps(_summary_json(summary, funnels), default=str))
     else:
-        for line in _summary_lines(summary, funnels):
+        for line in _summary_lines(summary, funnels, from_queue=bool(queue_url)):
             say(line, settings)
     if summary.interrupted:
         raise Interrupted("interrupted; run the same command to go on (nothing is counted twice)")
@@ -281,9 +282,11 @@ class _ProgressLine:
             self.shown = False
 
 
-def _summary_lines(s: IngestSummary, funnels: list[tuple[str, DeliveryCounts]]) -> list[str]:
+def _summary_lines(
+    s: IngestSummary, funnels: list[tuple[str, DeliveryCounts]], *, from_queue: bool
+) -> list[str]:
     o = s.outcome
-    what = f"{count(s.files, 'file')}" if s.files else f"{count(s.messages, 'SQS message')}"
+    what = count(s.messages, "SQS message") if from_queue else count(s.files, "file")
     lines = [
         f"Read {count(s.inputs, 'event')} ({what}) in {s.elapsed_s:.1f} s"
         + (f", {s.rate:,.0f}/s" if s.inputs else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +31,11 @@ def html_report_options(f: F) -> F:
     )(f)
     f = click.option(
         "--html",
-        type=click.Path(path_type=Path),
+        type=click.Path(),  # a str: Path("out/") would drop the slash that says "a folder"
         default=None,
         metavar="FILE",
-        help="Write the HTML report (self-contained, with charts) to FILE instead of the CSV.",
+        help="Write the HTML report (self-contained, with charts) to FILE ('-' for stdout) "
+        "instead of the CSV.",
     )(f)
     return f
 
@@ -94,7 +96,7 @@ def report(
     output: str,
     include: str | None,
     excel: bool,
-    html: Path | None,
+    html: str | None,
     png: Path | None,
     prices: Path | None,
 ) -> None:
@@ -117,6 +119,8 @@ def report(
       campaign report spring-sale --html spring.html --prices prices.csv --png charts/
     """
     if html is not None or png is not None or prices is not None:
+        if output != "-" or include is not None or excel:
+            raise click.UsageError("--output, --include and --excel are for the CSV, not --html")
         return write_html_report(settings, name, html, png, prices)
     with user_errors():
         campaign = settings.ledger.get_campaign(name)
@@ -132,17 +136,55 @@ def _write_csv_report(
     from campaign.reports.csv_report import choose_included, write_report
     from campaign.reports.output import ReportWriteError, open_report_file
 
+    if not output.strip():
+        raise click.UsageError("--output needs a file name, or - for stdout")
+    _a_file_name(output, "--output")
     if output.lower().endswith((".xlsx", ".xls")):
         raise ReportWriteError(
             f"{output}: the report is a CSV; name it .csv (--excel makes one Excel opens right)"
         )
+    _refuse_the_ledger(settings, output)
     ledger = settings.ledger
     included = choose_included(include, ledger.import_columns(campaign_id)) if include else None
     rows = ledger.report_rows(campaign_id, with_cells=included is not None)
-    if output == "-":
-        return write_report(sys.stdout, rows, included, excel)
+    if output == "-":  # UTF-8 whatever the terminal's encoding, as in a file
+        sys.stdout.flush()
+        n = write_report(_Utf8(sys.stdout.buffer), rows, included, excel)
+        sys.stdout.buffer.flush()
+        return n
     with open_report_file(Path(output)) as binary:
         return write_report(_Utf8(binary), rows, included, excel)
+
+
+def _a_file_name(value: str, option: str) -> None:
+    """`-o reports/`: a path ending in a slash names a folder; the report was written to a file
+    called `reports`."""
+    if value.endswith(("/", os.sep)):
+        example = f"{value}report.{'html' if option == '--html' else 'csv'}"
+        raise click.UsageError(f"{option} {value}: give a file name, e.g. {example}")
+
+
+def _refuse_the_ledger(settings: Settings, output: str) -> None:
+    """`report -o campaign.db`: a report written over the SQLite ledger (or its -wal, -shm or
+    -journal file) would replace every campaign in it."""
+    if output == "-":
+        return
+    from campaign.ledger.engine import normalize_url, sqlite_path
+
+    url = normalize_url(settings.db_url)
+    if url.get_backend_name() != "sqlite":
+        return
+    ledger = os.path.expanduser(sqlite_path(url))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            same = os.path.samefile(ledger + suffix, output)
+        except OSError:  # one of them does not exist: not the same file
+            continue
+        if same:
+            raise click.ClickException(
+                f"{output} is the ledger's own file ({ledger + suffix}): the report would replace "
+                "it; write the report to another file"
+            )
 
 
 class _Utf8:
@@ -156,20 +198,38 @@ class _Utf8:
 
 
 def write_html_report(
-    settings: Settings, name: str, html: Path | None, png: Path | None, prices: Path | None
+    settings: Settings, name: str, html: str | None, png: Path | None, prices: Path | None
 ) -> None:
     """`report --html FILE [--png DIR] [--prices FILE]`: the page, and the charts as PNGs."""
     if html is None:
         raise click.UsageError("--png and --prices go with --html FILE")
+    _a_file_name(html, "--html")
     from campaign.pricing import PriceTable
     from campaign.reports.build import campaign_report
     from campaign.reports.html import write_html
 
     with user_errors():
+        if png is not None:  # a folder the charts cannot go to is refused before the page
+            if png.exists() and not png.is_dir():
+                raise click.ClickException(f"cannot write charts to {png}: it is not a directory")
+            try:
+                png.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise click.ClickException(
+                    f"cannot write charts to {png}: {exc.strerror}"
+                ) from None
+        if html != "-":
+            _refuse_the_ledger(settings, html)
         table = PriceTable.load(prices) if prices else None
         data = campaign_report(settings.ledger, name, table)
-        size = write_html(data, html)
-        say(f"Wrote the HTML report to {html} ({size / 1024:,.0f} KB)", settings)
+        if html == "-":  # standard output, as for the CSV
+            from campaign.reports.html import render_html
+
+            sys.stdout.flush()
+            sys.stdout.buffer.write(render_html(data).encode("utf-8"))
+        else:
+            size = write_html(data, Path(html))
+            say(f"Wrote the HTML report to {html} ({size / 1024:,.0f} KB)", settings)
         if png is not None:
             from campaign.reports.charts import write_pngs
 

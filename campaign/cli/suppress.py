@@ -19,6 +19,7 @@ from campaign.cli.settings import Settings, pass_settings
 
 DEFAULT_REASON = "listed with campaign suppress add"
 SHOWN_REJECTED = 20  # rejected cells listed one by one; the rest are counted
+SHOWN_CELL_CHARS = 40  # of a rejected cell (a whole paragraph pasted in a phone column)
 
 
 def _default_region_option(f: Any) -> Any:
@@ -107,6 +108,9 @@ def _file_or_none(items: tuple[str, ...]) -> Path | None:
     if len(items) == 1 and Path(items[0]).is_file():
         return Path(items[0])
     for item in items:
+        if Path(item).is_dir():
+            raise click.BadParameter(f"{item}: a folder; give a file of numbers", param_hint="FILE")
+    for item in items:
         if item.lower().endswith((".csv", ".txt", ".tsv")) and not Path(item).exists():
             raise click.BadParameter(f"{item}: no such file", param_hint="FILE")
     return None
@@ -117,7 +121,9 @@ def _say_rejected(
 ) -> None:
     where = "row" if source is not None else "argument"
     for row, cell, why in rejected[:SHOWN_REJECTED]:
-        say(f"  rejected {where} {row}: {cell!r}: {why}", settings)
+        shown = cell if len(cell) <= SHOWN_CELL_CHARS else cell[:SHOWN_CELL_CHARS] + "..."
+        why = why if len(why) <= SHOWN_CELL_CHARS * 2 else why[: SHOWN_CELL_CHARS * 2] + "..."
+        say(f"  rejected {where} {row}: {shown!r}: {why}", settings)
     if len(rejected) > SHOWN_REJECTED:
         say(f"  ... and {len(rejected) - SHOWN_REJECTED:,} more rejected", settings)
 
@@ -143,7 +149,11 @@ def remove(settings: Settings, numbers: tuple[str, ...], default_region: str | N
         change = settings.ledger.remove_suppressions(found.numbers)
     say(
         f"Removed {count(change.removed, 'number')} from the do-not-send list"
-        + (f"; {change.missing:,} were not on it" if change.missing else "")
+        + (
+            f"; {change.missing:,} {'was' if change.missing == 1 else 'were'} not on it"
+            if change.missing
+            else ""
+        )
         + ".",
         settings,
     )
@@ -184,8 +194,15 @@ def list_(settings: Settings, as_json: bool) -> None:
     click.echo(f"{'phone':<16} {'added (UTC)':<16} {'source':<24} reason")
     for e in entries:
         added = f"{e.added_at:%Y-%m-%d %H:%M}" if e.added_at else ""
-        click.echo(f"{e.phone:<16} {added:<16} {e.source:<24} {e.reason}")
+        reason = " ".join(e.reason.split())  # one line per number, whatever the reason holds
+        click.echo(f"{e.phone:<16} {added:<16} {e.source:<24} {reason}")
     say(f"{count(len(entries), 'number')} on the do-not-send list.", settings)
+
+
+def _non_empty(value: str, hint: str) -> str:
+    if not value.strip():
+        raise click.BadParameter(f"empty: {hint}")
+    return value.strip()
 
 
 @click.group()
@@ -206,6 +223,7 @@ def optouts() -> None:
     default="Default",
     show_default=True,
     help="The AWS opt-out list to copy (name or ARN).",
+    callback=lambda _ctx, _param, value: _non_empty(value, "name the list, e.g. Default"),
 )
 @pass_settings
 def sync(settings: Settings, list_name: str) -> None:

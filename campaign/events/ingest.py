@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from campaign.aws.sms import foreign_answer, not_the_api, refuse_html_answers
 from campaign.aws.sqs import error_code
 from campaign.domain import now
 from campaign.errors import UserError
@@ -251,11 +252,19 @@ class _QueuePipeline:
 
     def check_queue(self) -> None:
         """Fail early, in one line, on a queue that does not exist or cannot be read."""
+        fix = "--queue-url (or AWS_ENDPOINT_URL_SQS)"
+        refuse_html_answers(self.client, fix, f"cannot read queue {self.queue_url}")
         try:
             attributes = self.client.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
             )["Attributes"]
+        except UserError:
+            raise
         except Exception as exc:
+            if problem := foreign_answer(exc):  # not an SQS endpoint
+                raise IngestError(
+                    f"cannot read queue {self.queue_url}: {not_the_api(self.client, problem, fix)}"
+                ) from None
             raise IngestError(f"cannot read queue {self.queue_url}: {_describe(exc)}") from None
         self.visibility_timeout_s = float(attributes.get("VisibilityTimeout", 30))
 
@@ -415,4 +424,4 @@ def _describe(exc: BaseException) -> str:
     if code:
         message = getattr(exc, "response", {}).get("Error", {}).get("Message") or ""
         return f"{code}: {message}".rstrip(": ")
-    return str(exc) or type(exc).__name__
+    return " ".join(str(exc).split()) or type(exc).__name__  # one line

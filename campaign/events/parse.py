@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -33,6 +34,12 @@ UNKNOWN_MESSAGE = "unknown_message"  # no context of ours and a MessageId this l
 DELIVERED = "delivered"
 UNDELIVERED = "undelivered"
 SMS_PREFIX = "TEXT_"
+# What the ledger's columns hold (campaign.ledger.tables: events, events_aside).
+MESSAGE_ID_CHARS = 128
+EVENT_TYPE_CHARS = 64
+STATUS_CHARS = 64
+INT64_LIMIT = 1 << 63  # eventTimestamp, a BIGINT
+INT32_LIMIT = 1 << 31  # totalMessageParts, an INTEGER
 RAW_KEPT_CHARS = 4096  # of a rejected body: enough to see what it was, bounded for a flood of junk
 
 
@@ -157,6 +164,13 @@ def _event(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Parsed:
         return _missing(obj, raw, outer)
     if event_ts is None:
         return _missing(obj, raw, outer)
+    if (
+        len(message_id) > MESSAGE_ID_CHARS
+        or len(event_type) > EVENT_TYPE_CHARS
+        or not 0 <= event_ts < INT64_LIMIT
+    ):  # no AWS event: a key the ledger could not store (it stopped the whole ingest)
+        detail = "messageId, eventType or eventTimestamp out of range"
+        return _rejected(MALFORMED, detail, _text(raw, outer))
     if not event_type.startswith(SMS_PREFIX):
         detail = f"{event_type} is not an SMS event"
         return _rejected(OTHER_CHANNEL, detail, _text(raw, outer), message_id, event_type, event_ts)
@@ -169,24 +183,33 @@ def _event(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Parsed:
     else:
         context = EMPTY_CONTEXT
     parts = get("totalMessageParts")
+    parts = parts if type(parts) is int else _int(parts)
     price = get("totalMessagePrice")
     fee = get("totalCarrierFee")
+    status = _str(get("messageStatus"))
+    country = _str(get("isoCountryCode"))
+    # Optional fields out of what AWS sends, or of what the ledger's columns hold, are dropped:
+    # the event still says what became of the message.
     return DeliveryEvent(
         message_id,
         event_type,
         event_ts,
         is_final,
         delivery_of(event_type, is_final),
-        _str(get("messageStatus")),
+        status if status is None or len(status) <= STATUS_CHARS else status[:STATUS_CHARS],
         _str(get("messageStatusDescription")),
         context,
         _str(get("destinationPhoneNumber")),
         _str(get("originationPhoneNumber")),
-        parts if type(parts) is int else _int(parts),
-        price if type(price) is float else _float(price),
-        fee if type(fee) is float else _float(fee),
-        _str(get("isoCountryCode")),
+        parts if parts is not None and 0 <= parts < INT32_LIMIT else None,
+        _finite(price if type(price) is float else _float(price)),
+        _finite(fee if type(fee) is float else _float(fee)),
+        country if country is not None and len(country) == 2 else None,
     )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _missing(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Rejected:
@@ -195,6 +218,9 @@ def _missing(obj: Mapping[str, Any], raw: str | None, outer: Any) -> Rejected:
     event_ts = _int(obj.get("eventTimestamp"))
     kept_id = message_id if isinstance(message_id, str) and message_id else None
     kept_type = event_type if isinstance(event_type, str) and event_type else None
+    kept_id = kept_id if kept_id is None or len(kept_id) <= MESSAGE_ID_CHARS else None
+    kept_type = kept_type if kept_type is None or len(kept_type) <= EVENT_TYPE_CHARS else None
+    event_ts = event_ts if event_ts is None or 0 <= event_ts < INT64_LIMIT else None
     missing = [
         name
         for name, value in (
@@ -217,13 +243,16 @@ _WHITESPACE = " \t\n\r"
 def parse_text(text: str) -> list[Parsed]:
     """Every event in `text`: one JSON value per line, or values concatenated with or without
     whitespace between them (Firehose writes `{...}{...}`), or pretty-printed. A value that does not
-    decode is rejected up to the end of its line, and reading goes on from the next line."""
+    decode is rejected up to the end of its line (or to Firehose's `}{` before the next value), and
+    reading goes on from there."""
     return parse_chunk(text, final=True)[0]
 
 
-def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int]:
-    """`parse_text` for one chunk of a longer stream: returns the items and how much of `text` they
-    used. Unless `final`, a value cut by the end of the chunk is left for the next one."""
+def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int, bool]:
+    """`parse_text` for one chunk of a longer stream: returns the items, how much of `text` they
+    used, and whether the last item is an undecodable value that goes on past the chunk (its rest,
+    up to `resume_at`, is then no new input: the caller skips it). Unless `final`, a value cut by
+    the end of the chunk is left for the next one."""
     items: list[Parsed] = []
     end = len(text)
     pos = 0
@@ -231,19 +260,28 @@ def parse_chunk(text: str, *, final: bool) -> tuple[list[Parsed], int]:
         while pos < end and text[pos] in _WHITESPACE:
             pos += 1
         if pos >= end:
-            return items, end
+            return items, end, False
         try:
             document, stop = _DECODER.raw_decode(text, pos)
         except (ValueError, RecursionError) as exc:
             if not final and _cut_by_chunk_end(exc, pos, end):
-                return items, pos
-            line_end = text.find("\n", pos)
-            line_end = end if line_end < 0 else line_end
-            items.append(_rejected(MALFORMED, f"not JSON: {_first_line(exc)}", text[pos:line_end]))
-            pos = line_end + 1
+                return items, pos, False
+            resume = resume_at(text, pos)
+            bad = text[pos:] if resume < 0 else text[pos:resume].rstrip()
+            items.append(_rejected(MALFORMED, f"not JSON: {_first_line(exc)}", bad))
+            if resume < 0:
+                return items, end, not final
+            pos = resume
             continue
         items.append(parse_document(document))
         pos = stop
+
+
+def resume_at(text: str, pos: int) -> int:
+    """Where reading may go on after an undecodable value that starts before `pos`: the next line,
+    or the next value after Firehose's `}{`; -1 when `text` holds neither."""
+    found = [i + 1 for i in (text.find("\n", pos), text.find("}{", pos)) if i >= 0]
+    return min(found) if found else -1
 
 
 MAX_VALUE_CHARS = 256 * 1024  # an SMS event is about 1 KB; a longer undecodable value is malformed

@@ -29,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 import campaign.migrations as _migrations_package
-from campaign.errors import UserError
+from campaign.errors import UserError, mask_url_secrets
 from campaign.ledger.tables import SCHEMA_REVISION, with_postgresql_conditions
 
 if TYPE_CHECKING:
@@ -75,8 +75,8 @@ def normalize_url(url: str) -> URL:
     """`url` parsed, with a bare PostgreSQL scheme pointed at psycopg 3."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise DatabaseError(f"invalid database URL {mask_url_secrets(url)!r}: {exc}") from None
     if parsed.drivername in _POSTGRESQL_ALIASES:
         parsed = parsed.set(drivername=POSTGRESQL_DRIVER)
     return parsed
@@ -111,6 +111,20 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_engine(parsed: URL) -> Engine:
     database = parsed.database
+    if parsed.host:  # sqlite://campaign.db: two slashes
+        raise DatabaseError(
+            f"invalid SQLite URL {parsed!r}: a file is sqlite:///relative/path.db (three "
+            "slashes) or sqlite:////absolute/path.db (four)"
+        )
+    memory = parsed.query.get("mode") == "memory" or database in (None, "", ":memory:")
+    if memory or (database or "").startswith("file::memory:"):
+        raise DatabaseError(
+            "the --db URL names an in-memory SQLite database: the ledger would be lost when "
+            "the command ends; give a file, e.g. sqlite:///campaign.db"
+        )
+    if database and database.startswith("~"):  # sqlite:///~/ledger.db: the home folder, as typed
+        database = str(Path(database).expanduser())
+        parsed = parsed.set(database=database)
     if database and database != ":memory:" and not database.startswith("file:"):
         parent = Path(database).expanduser().resolve().parent
         if not parent.is_dir():
@@ -229,6 +243,8 @@ def _why_cannot_open(path: str) -> str:
             "files (copy it somewhere writable)"
         )
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f": its folder {folder} does not exist"
     if not os.access(folder, os.W_OK | os.X_OK):
         return (
             f": its folder {folder} is not writable (SQLite creates its -wal and -shm files there)"
@@ -264,7 +280,9 @@ def alembic_config(engine: Engine | None = None) -> AlembicConfig:
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if engine is not None:
-        config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+        # ConfigParser reads `%` as interpolation: a URL-escaped password (p%40ss) would fail.
+        url = engine.url.render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
@@ -284,6 +302,8 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the ledger to `revision` (the newest by default)."""
     from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     config = alembic_config(engine)
     with _connect(engine) as connection:
@@ -297,7 +317,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                     )
                 config.attributes["connection"] = connection
+                _check_stored_revision(config, connection, engine)
                 command.upgrade(config, revision)
+        except CommandError as exc:  # `db upgrade --revision R` naming no revision
+            script = ScriptDirectory.from_config(config)
+            known = ", ".join(reversed([s.revision for s in script.walk_revisions()]))
+            raise DatabaseError(
+                f"cannot upgrade the ledger to revision {revision!r}: {exc} (the revisions: "
+                f"{known}; head is the newest); {_UNCHANGED}"
+            ) from None
         except (OperationalError, ProgrammingError) as exc:  # e.g. no CREATE right on the schema
             hint = ""
             if getattr(exc.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
@@ -309,6 +337,44 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             raise DatabaseError(
                 f"cannot upgrade the ledger {engine.url!r}: {_one_line(exc)}{hint}"
             ) from None
+
+
+def _check_stored_revision(config: AlembicConfig, connection: Connection, engine: Engine) -> None:
+    """One line, before Alembic's own error, for a ledger written by a newer version of the tool
+    (a revision this one does not have)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory.from_config(config)
+    stored = MigrationContext.configure(connection).get_current_revision()
+    newest = script.get_current_head()
+    if stored is None and connection.dialect.name == "sqlite":
+        # Another program's SQLite file (`--db sqlite:///app.sqlite`): never add tables to it.
+        others = (
+            connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND name != 'alembic_version' "
+                "ORDER BY name"
+            )
+            .scalars()
+            .all()
+        )
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise DatabaseError(
+                f"{sqlite_path(engine.url)} is a SQLite database but not a campaign ledger (it "
+                f"has other tables: {shown}); {_UNCHANGED}: pass another --db"
+            )
+    try:
+        if stored is not None:
+            script.get_revision(stored)
+    except CommandError:
+        raise DatabaseError(
+            f"the ledger {engine.url!r} has schema revision {stored}, which this version of "
+            f"campaign does not know (its newest is {newest}): a newer campaign wrote it; "
+            f"upgrade campaign to use it; {_UNCHANGED}"
+        ) from None
 
 
 def _connect(engine: Engine) -> Connection:

@@ -167,7 +167,9 @@ def _match(
     keys: list[tuple[str | None, int | None]] = []  # per event: (context campaign, recipient id)
     for e in batch:
         value = e.context.get(CONTEXT_KEY_RECIPIENT)
-        rid = int(value) if value is not None and value.isdigit() else None
+        # An id the recipients table can hold: ASCII digits within INTEGER ("²".isdigit() too).
+        ok = value is not None and value.isascii() and value.isdigit() and len(value) <= 9
+        rid = int(value) if ok and value is not None else None
         keys.append((e.context.get(CONTEXT_KEY_CAMPAIGN), rid))
     names = {name for name, _ in keys if name is not None}
     campaign_ids = _campaign_ids(conn, names) if names else {}

@@ -54,6 +54,9 @@ def open_report_file(path: Path) -> Iterator[BinaryIO]:
         except OSError as exc:
             raise ReportWriteError(f"cannot write {path}: {exc.strerror}") from None
         return
+    if st is not None and not os.access(path, os.W_OK):
+        # A rename would replace a file the user may not write (chmod 444), unlike `> file`.
+        raise ReportWriteError(f"cannot write {path}: Permission denied")
     target = Path(os.path.realpath(path))  # through symlinks, so that the link itself survives
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:

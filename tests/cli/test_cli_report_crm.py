@@ -180,6 +180,41 @@ def test_output_to_a_directory_is_one_line(run: Cli, crm: Path, tmp_path: Path) 
     assert result.stderr.strip() == f"Error: cannot write {tmp_path}: it is a directory"
 
 
+@pytest.mark.parametrize("form", ["csv", "html"])
+def test_a_report_over_the_ledger_itself_is_refused(
+    run: Cli, crm: Path, tmp_path: Path, isolated_env: Path, form: str
+) -> None:
+    """`report -o campaign.db` replaced the SQLite ledger with the CSV: every campaign lost."""
+    before = isolated_env.read_bytes()
+    link = tmp_path / "link.db"
+    link.symlink_to(isolated_env)
+    for target in (isolated_env, link, Path(f"{isolated_env}-wal")):
+        if not target.exists():
+            continue
+        option = ["-o", str(target)] if form == "csv" else ["--html", str(target)]
+        result = run("report", "c", *option, code=1)
+        assert result.stderr.startswith(f"Error: {target} is the ledger's own file (")
+        assert "write the report to another file" in result.stderr
+    assert isolated_env.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert len(isolated_env.read_bytes()) == len(before)
+    assert [c["campaign"] for c in run.json("list", "--json")] == ["c"]
+
+
+def test_an_empty_output_name_is_a_usage_error(run: Cli, crm: Path) -> None:
+    result = run("report", "c", "-o", "", code=2)  # was "cannot write .: it is a directory"
+    assert "--output needs a file name, or - for stdout" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["-o", "--html"])
+def test_a_path_ending_in_a_slash_is_a_usage_error(
+    run: Cli, crm: Path, tmp_path: Path, option: str
+) -> None:
+    """`-o reports/` wrote a file called `reports`."""
+    result = run("report", "c", option, f"{tmp_path}/reports/", code=2)
+    assert "give a file name, e.g. " in result.stderr
+    assert not (tmp_path / "reports").exists()
+
+
 def test_xlsx_name_is_refused(run: Cli, crm: Path, tmp_path: Path) -> None:
     result = run("report", "c", "-o", str(tmp_path / "r.xlsx"), code=1)
     assert "the report is a CSV; name it .csv" in result.stderr
@@ -242,3 +277,21 @@ def test_a_carriage_return_in_a_cell_keeps_its_row_whole() -> None:
     back = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
     assert len(back) == 2
     assert back[1][COLUMNS.index("raw_phone")].endswith("5550100")
+
+
+def test_the_csv_on_stdout_is_utf8_whatever_the_terminal(run: Cli, tmp_path: Path) -> None:
+    """With an ASCII stdout (PYTHONIOENCODING=ascii, a legacy console) the report stopped half
+    way with an internal UnicodeEncodeError."""
+    from click.testing import CliRunner
+
+    from campaign.cli import cli
+
+    run("create", "u", "-o", ORIGIN, "-m", "Hi {name}", "--message-type", "TRANSACTIONAL")
+    names = write_csv(tmp_path / "n.csv", "name,phone\nGarcía,+12065550100\n名前,+12065550101\n")
+    run("import", "u", str(names))
+    result = CliRunner(charset="ascii").invoke(
+        cli, ["report", "u", "--include", "name"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    rows = read(result.stdout_bytes.decode("utf-8"))
+    assert [r["name"] for r in rows] == ["García", "名前"]

@@ -36,7 +36,7 @@ def test_add_remove_and_list_numbers(run: Cli) -> None:
     assert listed(run)["+14155552671"]["reason"] == "listed with campaign suppress add"
 
     removed = run("suppress", "remove", "+14155552671", "+14155550000")
-    assert "Removed 1 number" in removed.stderr and "1 were not on it" in removed.stderr
+    assert "Removed 1 number" in removed.stderr and "; 1 was not on it." in removed.stderr
     assert list(listed(run)) == ["+12065550100"]
     text = run("suppress", "list").stdout
     assert "+12065550100" in text and "listed with campaign suppress add" in text
@@ -51,6 +51,30 @@ def test_bad_numbers_are_reported_one_by_one(run: Cli) -> None:
     assert nothing.stderr.strip().endswith(
         "Error: no phone number found in the arguments; nothing was added"
     )
+
+
+def test_a_long_rejected_cell_is_shown_cut(run: Cli, tmp_path: Path) -> None:
+    """A paragraph pasted in the phone column is not printed whole."""
+    path = write_csv(tmp_path / "notes.csv", "phone\n+14155552671\n" + "call me " * 5000 + "\n")
+    result = run("suppress", "add", str(path))
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("  rejected row 2: ")]
+    assert line.startswith("  rejected row 2: 'call me call me") and "...': " in line
+    assert len(line) < 200
+    removed = run("suppress", "remove", "+14155552671", "+14155550000", "+14155550001")
+    assert "; 2 were not on it." in removed.stderr
+
+
+def test_a_reason_over_several_lines_keeps_the_table_one_line_per_number(run: Cli) -> None:
+    run("suppress", "add", "+14155552671", "--reason", "complained\nby phone")
+    lines = run("suppress", "list").stdout.splitlines()
+    assert len(lines) == 2 and lines[1].endswith(" complained by phone")
+    assert listed(run)["+14155552671"]["reason"] == "complained\nby phone"  # kept as given
+
+
+def test_a_folder_is_a_usage_error(run: Cli, tmp_path: Path) -> None:
+    """Was read as a number: "rejected argument 1: unparseable", then "no phone number found"."""
+    result = run("suppress", "add", str(tmp_path), code=2)
+    assert f"{tmp_path}: a folder; give a file of numbers" in result.stderr
 
 
 def test_add_a_csv_normalized_like_an_import(run: Cli, tmp_path: Path) -> None:
@@ -169,3 +193,15 @@ def test_optouts_sync_of_an_unknown_list_is_one_line(run: Cli, simulator: Any) -
     )
     assert result.stderr.startswith("Error: opt-out list 'nope' not found in this account")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_optouts_sync_of_an_empty_list_name(run: Cli, simulator: Any) -> None:
+    """Was botocore's parameter validation over two lines."""
+    from campaign.aws.sms import ClientSettings, make_client
+
+    result = run("--endpoint-url", simulator.url, "optouts", "sync", "--opt-out-list", " ", code=2)
+    assert "--opt-out-list': empty: name the list, e.g. Default" in result.stderr
+    client = make_client(ClientSettings(endpoint_url=simulator.url))
+    with pytest.raises(OptOutListError) as caught:
+        list(opted_out_numbers(client, ""))
+    assert "\n" not in str(caught.value) and "valid min length: 1" in str(caught.value)

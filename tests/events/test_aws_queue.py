@@ -101,3 +101,19 @@ def test_the_event_queue_is_made_once_then_found(moto: Moto, raw: bool) -> None:
     body = json.loads(message["Body"])
     assert (body.get("eventType") == "TEXT_DELIVERED") is raw
     assert (body.get("Type") == "Notification") is not raw
+
+
+def test_a_topic_shared_by_two_configuration_sets_keeps_both(moto: Moto) -> None:
+    """`events setup --configuration-set B --name shared` after A rewrote the topic's policy for
+    B alone: AWS would no longer publish A's events, and nothing said so."""
+    sns, sqs = moto.client("sns"), moto.client("sqs")
+    first = ensure_event_queue(sns, sqs, name="shared-events", configuration_set="a")
+    ensure_event_queue(sns, sqs, name="shared-events", configuration_set="b")
+    ensure_event_queue(sns, sqs, name="shared-events", configuration_set="b")  # again: no repeat
+    policy = json.loads(sns.get_topic_attributes(TopicArn=first.topic_arn)["Attributes"]["Policy"])
+    [statement] = policy["Statement"]
+    account = first.topic_arn.split(":")[4]
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == [
+        configuration_set_arn("us-east-1", account, "a"),
+        configuration_set_arn("us-east-1", account, "b"),
+    ]

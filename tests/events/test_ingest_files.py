@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.events.conftest import deliveries, event, make_campaign
-from tests.helpers import Cli
+from tests.events.conftest import Recipient, deliveries, event, make_campaign
+from tests.helpers import Cli, write_csv
 
 pytestmark = pytest.mark.usefixtures("start_from_migrated_ledger")
 T = 1_700_000_000_000
@@ -68,6 +68,12 @@ def test_summary_for_a_person(run: Cli, tmp_path: Path, isolated_env: Path) -> N
     assert "Campaign 'c1': 1 sent -> 1 delivered, 0 undelivered, 0 awaiting" in result.stderr
 
 
+def test_an_empty_folder_says_files_not_sqs_messages(run: Cli, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run("events", "ingest", "--file", str(tmp_path / "empty"))
+    assert "Read 0 events (0 files)" in result.stderr  # was "(0 SQS messages)"
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -86,3 +92,33 @@ def test_an_unreadable_queue_is_one_line(run: Cli) -> None:
     result = run("events", "ingest", "--queue-url", "http://127.0.0.1:9/000000000000/q", code=1)
     assert result.stderr.startswith("Error: cannot read queue http://127.0.0.1:9/000000000000/q")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_hostile_values_are_set_aside_not_in_the_way(
+    run: Cli, tmp_path: Path, sqlite_or_postgres_url: str
+) -> None:
+    """Keys and ids the ledger's columns cannot hold stopped the whole ingest (an internal
+    OverflowError on SQLite, `value too long` on PostgreSQL); the good event after them waited."""
+    db = ("--db", sqlite_or_postgres_url)
+    run(*db, "create", "c1", "-o", "+12065550100", "-m", "Hi", "--no-window")
+    run(*db, "import", "c1", str(write_csv(tmp_path / "r.csv", "phone\n+12065550100\n")))
+    good = event(Recipient(1, "+12065550100", "m-good", "c1"), "TEXT_DELIVERED", T)
+    hostile = [
+        {**good, "messageId": "x" * 500},
+        {**good, "messageId": "m1", "eventType": "TEXT_" + "Y" * 500},
+        {**good, "messageId": "m2", "eventTimestamp": 10**30},
+        {**good, "messageId": "m3", "totalMessageParts": 10**20, "messageStatus": "Z" * 300},
+        {**good, "messageId": "m4", "isoCountryCode": "USA", "totalMessagePrice": "NaN"},
+        {**good, "messageId": "m5", "context": {"campaign": "c1", "recipient": "9" * 40}},
+        {**good, "messageId": "m6", "context": {"campaign": "c1", "recipient": "²"}},
+        {**good, "messageId": "y" * 300, "eventType": None},
+        {**good, "messageId": "m7", "eventType": "VOICE_" + "V" * 300},
+    ]
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [*hostile, good]))
+    summary = run.json(*db, "events", "ingest", "--file", str(path), "--json")
+    assert summary["read"] == len(hostile) + 1
+    # Too long a key (VOICE_ included), a timestamp past BIGINT; no eventType: missing fields;
+    # recipient ids past INTEGER or not ASCII digits: no recipient of ours.
+    assert summary["aside"] == {"malformed": 4, "missing_fields": 1, "unknown_message": 2}
+    assert summary["stored"] == 3  # m3, m4 (their odd optional fields dropped) and the good one

@@ -20,6 +20,7 @@ from campaign.events.parse import (
     Rejected,
     delivery_of,
     parse_body,
+    parse_document,
     parse_text,
 )
 from campaign.events.sources import EventFileError, _read_stream, event_files, read_events
@@ -283,3 +284,140 @@ def test_a_truncated_gzip_file_is_one_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(EventFileError, match=r"cut\.gz"):
         list(read_events(path))
+
+
+@pytest.mark.parametrize("damage", ["flipped bytes", "bad header"])
+def test_a_damaged_gzip_file_is_one_clear_error(tmp_path: Path, damage: str) -> None:
+    """Not only a cut file: corrupt deflate data raises zlib.error, a bad header BadGzipFile."""
+    data = bytearray(gzip.compress(b"".join(json.dumps(_event(i)).encode() for i in range(50))))
+    if damage == "flipped bytes":
+        for i in range(40, 80):
+            data[i] ^= 0x5A
+    else:
+        data[2] = 0x07  # the compression method
+    path = tmp_path / "damaged.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(EventFileError, match=r"damaged\.gz: a damaged gzip file .*move it aside"):
+        list(read_events(path))
+
+
+def _kinds(parsed: list[Any]) -> list[str]:
+    return [getattr(p, "message_id", None) or f"rejected:{p.reason}" for p in parsed]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "x" * 300_000,  # junk longer than a chunk and than any value kept whole
+        '"' + "z" * 300_000,  # a string never closed
+        json.dumps({**_event(9), "pad": "y" * 1_100_000}),  # longer than a chunk: not an event
+    ],
+    ids=["junk", "open-string", "huge-value"],
+)
+def test_a_line_longer_than_a_chunk_is_one_rejected_input(bad: str) -> None:
+    """It was one rejected input per chunk it spanned, the later ones counted as `already
+    recorded` when their text repeated."""
+    text = json.dumps(_event(0)) + "\n" + bad + "\n" + json.dumps(_event(1)) + "\n"
+    for size in (4096, 100_000, 1 << 20):
+        parsed = list(_read_stream(io.StringIO(text), size))
+        assert _kinds(parsed) == ["m0", "rejected:malformed", "m1"], size
+
+
+def test_values_after_a_broken_one_in_firehose_output_are_read() -> None:
+    """Firehose writes values back to back, with no newline: a broken one is rejected up to the
+    `}{` before the next value, not to the end of the file."""
+    values = [json.dumps(_event(i)) for i in range(6)]
+    text = "".join(values[:3]) + '{"eventType": broken}' + "".join(values[3:])
+    assert _kinds(parse_text(text)) == ["m0", "m1", "m2", "rejected:malformed", "m3", "m4", "m5"]
+    for size in range(64, len(text) + 2, 13):  # the `}{` after it cut by every chunk boundary
+        parsed = list(_read_stream(io.StringIO(text), size))
+        assert _kinds(parsed) == ["m0", "m1", "m2", "rejected:malformed", "m3", "m4", "m5"], size
+    long_broken = "".join(values[:1]) + '{"x": ' + "1" * 5000 + "}" + "".join(values[1:])
+    for size in (100, 997, 4096):  # a broken value longer than the chunk, then `}{`
+        parsed = list(_read_stream(io.StringIO(long_broken), size))
+        assert _kinds(parsed) == ["m0", "rejected:malformed", "m1", "m2", "m3", "m4", "m5"], size
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["jsonl", "gzip"])
+def test_a_pipe_given_by_name_is_read_once_whole(tmp_path: Path, compressed: bool) -> None:
+    """`--file <(zcat ...)` names a pipe: it was refused as "no such file or folder", and the
+    gzip probe read its first bytes before it was opened again."""
+    import os
+    import threading
+
+    data = "".join(json.dumps(_event(i)) + "\n" for i in range(3)).encode()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with fifo.open("wb") as fh:
+            fh.write(gzip.compress(data) if compressed else data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    [found] = event_files([fifo])
+    assert [p.message_id for p in read_events(found)] == ["m0", "m1", "m2"]
+    writer.join(5)
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "folder" / "pipe")  # in a folder, a pipe is skipped: it could block
+    assert event_files([tmp_path / "folder"]) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"messageId": "m" * 129}, MALFORMED),
+        ({"eventType": "TEXT_" + "X" * 60}, MALFORMED),
+        ({"eventTimestamp": 10**30}, MALFORMED),
+        ({"eventTimestamp": 1.5e20}, MALFORMED),
+        ({"eventTimestamp": -5}, MALFORMED),
+        ({"messageId": "m" * 300, "eventType": None}, MISSING_FIELDS),
+    ],
+)
+def test_keys_the_ledger_cannot_store_are_rejected(fields: dict[str, Any], reason: str) -> None:
+    """An oversized key stopped the whole ingest (SQLite: an OverflowError; PostgreSQL: value too
+    long for varchar(128)); on a queue that message would have blocked every batch it was in."""
+    parsed = parse_document({**AWS_EXAMPLE, **fields})
+    assert isinstance(parsed, Rejected) and parsed.reason == reason
+    assert parsed.message_id is None or len(parsed.message_id) <= 128
+    assert parsed.event_ts is None or 0 <= parsed.event_ts < 1 << 63
+    assert len(parsed.fingerprint) <= 255
+
+
+def test_optional_fields_out_of_range_are_dropped_not_the_event() -> None:
+    parsed = parse_document(
+        {
+            **AWS_EXAMPLE,
+            "messageStatus": "S" * 100,
+            "totalMessageParts": 10**20,
+            "totalMessagePrice": "NaN",
+            "totalCarrierFee": float("inf"),
+            "isoCountryCode": "USA",
+        }
+    )
+    assert isinstance(parsed, DeliveryEvent)
+    assert parsed.status == "S" * 64
+    assert (parsed.parts, parsed.price, parsed.carrier_fee, parsed.iso_country) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"),
+    [("utf-8", "\ufeff"), ("utf-16", ""), ("utf-16-be", "\ufeff")],
+    ids=["utf-8-bom", "utf-16-le", "utf-16-be"],
+)
+def test_a_byte_order_mark_or_utf16_loses_no_event(
+    tmp_path: Path, encoding: str, prefix: str
+) -> None:
+    """A BOM made the first event malformed; a UTF-16 file (PowerShell's `>`) was all malformed."""
+    path = tmp_path / "events.jsonl"
+    text = prefix + "".join(json.dumps(_event(i)) + "\n" for i in range(3))
+    path.write_bytes(text.encode(encoding))
+    assert [getattr(p, "message_id", p) for p in read_events(path)] == ["m0", "m1", "m2"]
+    zipped = tmp_path / "events.jsonl.gz"
+    zipped.write_bytes(gzip.compress(("\ufeff" + text.lstrip("\ufeff")).encode("utf-8")))
+    assert [getattr(p, "message_id", p) for p in read_events(zipped)] == ["m0", "m1", "m2"]

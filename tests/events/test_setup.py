@@ -138,3 +138,4 @@ def test_setup_errors_are_one_line(
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     _, said = setup(run, simulator, "--configuration-set", "marketing", code=1)
     assert len(said) == 1 and said[0].startswith("Error: cannot set up delivery events:"), said
+    assert said[0].endswith("; the SNS endpoint: check AWS_ENDPOINT_URL_SNS (or AWS_ENDPOINT_URL)")

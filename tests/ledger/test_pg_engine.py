@@ -152,3 +152,19 @@ def test_upgrade_needs_a_reachable_server_not_a_traceback(
 def test_open_ledger_engine_rejects_a_bad_url() -> None:
     with pytest.raises(DatabaseError, match="invalid database URL"):
         open_ledger_engine("not a url")
+
+
+def test_a_url_escaped_password_works(run: Cli, postgres_cluster: PostgresCluster) -> None:
+    """`p@ss%` written p%40ss%25, as a URL needs it: Alembic's ConfigParser read the `%` as
+    interpolation, and every command failed with an internal error quoting the password."""
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name).replace("postgres@", "postgres:p%40ss%25@")  # trust: any
+    result = run("--db", url, "db", "upgrade")
+    assert "Ledger at revision" in result.stderr
+    assert run.json("--db", url, "list", "--json") == []
+
+
+def test_a_port_that_is_not_a_number_is_one_line_without_the_password(run: Cli) -> None:
+    line = _one_error_line(run, "--db", "postgresql://u:secret@db.example.com:54x2/ledger", "list")
+    assert line.startswith("Error: invalid database URL 'postgresql://u:***@db.example.com:54x2")
+    assert "secret" not in line

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -95,6 +96,58 @@ def test_database_in_a_missing_folder_is_one_line(run: Cli, tmp_path: Path) -> N
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "names an in-memory SQLite database"),
+        ("sqlite:///:memory:", "names an in-memory SQLite database"),
+        ("sqlite:///file:x?mode=memory&uri=true", "names an in-memory SQLite database"),
+        ("sqlite://ledger.db", "a file is sqlite:///relative/path.db (three slashes)"),
+    ],
+)
+def test_a_sqlite_url_that_keeps_no_file_is_refused(
+    run: Cli, tmp_path: Path, url: str, message: str
+) -> None:
+    """An in-memory ledger (or `sqlite://ledger.db`, which SQLAlchemy refuses with a traceback)
+    would take a campaign and lose it when the command ends: refused in one line."""
+    for args in (("create", "c1", "-o", "+12065550100", "-m", "Hi"), ("db", "upgrade")):
+        result = run("--db", url, *args, code=1)
+        assert result.stderr.startswith("Error: ") and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_programs_sqlite_file_gets_no_tables(run: Cli, tmp_path: Path) -> None:
+    """`--db sqlite:///app.sqlite` naming another program's database: the first command added the
+    ledger's dozen tables to it."""
+    import sqlite3
+
+    other = tmp_path / "app.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE bookmarks (url TEXT)")
+    for args in (("list",), ("db", "upgrade")):
+        result = run("--db", f"sqlite:///{other}", *args, code=1)
+        assert "is a SQLite database but not a campaign ledger" in result.stderr
+        assert "other tables: bookmarks" in result.stderr
+    with sqlite3.connect(other) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert names == ["bookmarks"]
+
+
+def test_a_ledger_in_the_home_folder_written_with_a_tilde(
+    run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--db sqlite:///~/ledger.db` failed with "its folder ./~ is not writable"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    run("--db", "sqlite:///~/ledger.db", "create", "c1", "-o", "+12065550100", "-m", "Hi")
+    assert (tmp_path / "home" / "ledger.db").exists()
+    assert not (tmp_path / "~").exists()
+    ledger = str(tmp_path / "home" / "ledger.db")  # as the shell expands `-o ~/ledger.db`
+    result = run("--db", "sqlite:///~/ledger.db", "report", "c1", "-o", ledger, code=1)
+    assert "is the ledger's own file" in result.stderr
+
+
 def test_schema_revision_constant_is_the_head() -> None:
     # The tool skips loading Alembic when the ledger is at SCHEMA_REVISION: it must be the head.
     from campaign.ledger.tables import SCHEMA_REVISION
@@ -157,3 +210,29 @@ def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -
     )
     assert index["column_names"] == ["campaign_id", "state", "id", "parts"]
     assert schema_diffs(db_url) == []
+
+
+def test_a_ledger_of_a_newer_version_is_one_line_and_left_alone(
+    run: Cli, blank_sqlite_or_postgres_url: str
+) -> None:
+    """A ledger a newer campaign upgraded (a revision this one lacks): every command, `db upgrade`
+    included, says so in one line (not Alembic's "Can't locate revision"), and nothing changes."""
+    engine = make_engine(blank_sqlite_or_postgres_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    for args in (("list",), ("db", "upgrade")):
+        result = run("--db", blank_sqlite_or_postgres_url, *args, code=1)
+        assert "has schema revision 0099, which this version of campaign does not know" in (
+            result.stderr
+        )
+        assert "upgrade campaign" in result.stderr
+        assert "Traceback" not in result.output
+    assert current_revision(engine) == "0099"
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_line(run: Cli, db_url: str) -> None:
+    result = run("db", "upgrade", "--revision", "0005", code=1)
+    assert "cannot upgrade the ledger to revision '0005'" in result.stderr
+    assert f"{head_revision()}; head is the newest" in result.stderr
+    assert current_revision(make_engine(db_url)) is None

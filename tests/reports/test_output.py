@@ -115,3 +115,23 @@ def test_a_failed_rename_leaves_the_old_report_and_no_temporary_file(
         write_report_file(report, b"the new one")
     assert report.read_text() == "the old report"
     assert leftovers(tmp_path) == []
+
+
+def test_a_file_the_user_may_not_write_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename needs only the folder's write permission: it replaced a chmod 444 file that
+    `> file` would have refused. (os.access is stubbed: the tests may run as root.)"""
+    report = tmp_path / "report.csv"
+    report.write_text("kept")
+    report.chmod(0o444)
+    real_access = os.access
+    monkeypatch.setattr(
+        output.os, "access", lambda p, mode: False if Path(p) == report else real_access(p, mode)
+    )
+    with pytest.raises(ReportWriteError, match=r"report\.csv: Permission denied$"):
+        write_report_file(report, b"new")
+    assert report.read_text() == "kept"
+    assert leftovers(tmp_path) == []
+    write_report_file(tmp_path / "new.csv", b"new")  # a new name needs no such check
+    assert (tmp_path / "new.csv").read_bytes() == b"new"

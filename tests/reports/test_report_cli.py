@@ -332,3 +332,40 @@ def test_png_errors_and_options_that_need_html(run: Cli, imported: str, tmp_path
     charts = tmp_path / "pngs"
     result = run("report", imported, "--html", str(page), "--png", str(charts))
     assert f"Wrote 2 charts to {charts}: funnel.png, countries.png" in result.stderr
+
+
+def test_a_bad_png_folder_is_refused_before_the_page_is_written(
+    run: Cli, imported: str, tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    blocker = write_csv(tmp_path / "charts", "not a folder")
+    result = run("report", imported, "--html", str(page), "--png", str(blocker), code=1)
+    assert result.stderr == f"Error: cannot write charts to {blocker}: it is not a directory\n"
+    assert not page.exists()
+    under = blocker / "charts"  # a folder that cannot be made: under a file
+    result = run("report", imported, "--html", str(page), "--png", str(under), code=1)
+    assert result.stderr == f"Error: cannot write charts to {under}: Not a directory\n"
+    assert not page.exists()
+
+
+def test_html_to_stdout(run: Cli, imported: str, tmp_path: Path, isolated_env: Path) -> None:
+    result = run("report", imported, "--html", "-")
+    assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.rstrip().endswith(
+        "</html>"
+    )
+    assert result.stderr == ""
+    assert not (tmp_path / "-").exists()  # not a file named "-"
+
+
+@pytest.mark.parametrize(
+    "csv_option",
+    [("-o", "out.csv"), ("--include", "email"), ("--excel",)],
+    ids=["output", "include", "excel"],
+)
+def test_csv_options_with_html_are_a_usage_error(
+    run: Cli, imported: str, tmp_path: Path, csv_option: tuple[str, ...]
+) -> None:
+    page = tmp_path / "report.html"
+    result = run("report", imported, "--html", str(page), *csv_option, code=2)
+    assert "--output, --include and --excel are for the CSV, not --html" in result.stderr
+    assert not page.exists() and not (tmp_path / "out.csv").exists()

@@ -39,3 +39,11 @@ def test_stop_note_names_the_signal() -> None:
     assert stop_note(signal.SIGINT, "x") == "Stopping: x (Ctrl-C again to quit at once)"
     assert "got SIGTERM" in stop_note(signal.SIGTERM, "x")
     assert "got SIGHUP" in stop_note(signal.SIGHUP, "x")
+
+
+def test_an_internal_error_line_masks_a_quoted_password() -> None:
+    from campaign.cli.errors import unexpected_error_line
+
+    exc = ValueError("invalid interpolation syntax in 'postgresql+psycopg://u:p%40ss@db/x' at 28")
+    line = unexpected_error_line(exc)
+    assert "postgresql+psycopg://u:***@db/x" in line and "p%40ss" not in line
