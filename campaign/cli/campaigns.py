@@ -88,6 +88,10 @@ def create(
     given = CampaignOptions(**options)
     if (given.message is None) == (given.message_file is None):
         raise click.UsageError("give the message with exactly one of --message or --message-file")
+    if default_region is not None and recipients is None:
+        raise click.UsageError(
+            "--default-region goes with --recipients (or give it to `campaign import`)"
+        )
     with user_errors():
         spec, template = campaign_spec(name, given)
         if recipients is not None:  # a bad region must not leave a campaign without its file

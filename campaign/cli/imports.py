@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from campaign.cli.errors import Interrupted, user_errors
+from campaign.cli.options import file_format_options
 from campaign.cli.render import count, say
 from campaign.cli.settings import Settings, pass_settings
 from campaign.domain import Campaign
@@ -67,13 +68,7 @@ def import_options(**options: Any) -> ImportOptions:
     metavar="CC",
     help="Country (ISO alpha-2) for numbers written without a country code, e.g. US.",
 )
-@click.option("--delimiter", default=None, help="Field delimiter (default: detect , ; tab |).")
-@click.option(
-    "--encoding",
-    default=None,
-    help="File encoding (default: detect UTF-8, UTF-8 with BOM, UTF-16, Windows-1252, or UTF-8 "
-    "with some Windows-1252 lines, decoded line by line with a warning).",
-)
+@file_format_options()
 @click.option(
     "--allow-non-mobile",
     is_flag=True,

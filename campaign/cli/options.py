@@ -163,6 +163,23 @@ def _flag(name: str, *, editing: bool, help: str) -> Callable[[Any], Any]:
     return click.option(name, is_flag=True, help=help)
 
 
+def file_format_options() -> Callable[[F], F]:
+    """--delimiter and --encoding of a CSV the tool reads (`import`, `suppress add`)."""
+    return _apply(
+        [
+            click.option(
+                "--delimiter", default=None, help="Field delimiter (default: detect , ; tab |)."
+            ),
+            click.option(
+                "--encoding",
+                default=None,
+                help="File encoding (default: detect UTF-8, UTF-8 with BOM, UTF-16, Windows-1252, "
+                "or UTF-8 with some Windows-1252 lines, decoded line by line with a warning).",
+            ),
+        ]
+    )
+
+
 def prices_option(help: str) -> Callable[[F], F]:
     return click.option(
         "--prices",

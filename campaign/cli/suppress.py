@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from campaign.cli.errors import user_errors
-from campaign.cli.options import json_option
+from campaign.cli.options import file_format_options, json_option
 from campaign.cli.render import count, say
 from campaign.cli.settings import Settings, pass_settings
 
@@ -52,6 +52,7 @@ def suppress() -> None:
     default=None,
     help="With a FILE: its phone column (default: found by name, as an import does).",
 )
+@file_format_options()
 @pass_settings
 def add(
     settings: Settings,
@@ -59,6 +60,8 @@ def add(
     reason: str | None,
     default_region: str | None,
     phone_column: str | None,
+    delimiter: str | None,
+    encoding: str | None,
 ) -> None:
     """Put numbers on the do-not-send list, from the command line or a CSV file.
 
@@ -78,11 +81,20 @@ def add(
         if source is not None:
             from campaign.importing.importer import read_phone_cells
 
-            rows, cells = read_phone_cells(source, phone_column)
+            rows, cells = read_phone_cells(source, phone_column, encoding, delimiter)
             found = normalize_list(cells, default_region, rows)
         else:
-            if phone_column is not None:
-                raise click.UsageError("--phone-column goes with a FILE, not with numbers")
+            given = [
+                n
+                for n, v in (
+                    ("--phone-column", phone_column),
+                    ("--delimiter", delimiter),
+                    ("--encoding", encoding),
+                )
+                if v is not None
+            ]
+            if given:
+                raise click.UsageError(f"{given[0]} goes with a FILE, not with numbers")
             found = normalize_list(numbers, default_region)
         _say_rejected(settings, found.rejected, source)
         if not found.numbers:

@@ -429,12 +429,17 @@ def _blank_rows(frame: Any) -> list[bool] | None:
 _BARE_NUMBER = re.compile(r"[+\d\s().\-]*\d[+\d\s().\-]*")
 
 
-def read_phone_cells(path: Path, phone_column: str | None = None) -> tuple[list[int], list[str]]:
+def read_phone_cells(
+    path: Path,
+    phone_column: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> tuple[list[int], list[str]]:
     """The phone column of a file of numbers, read as an import reads it (encoding, delimiter,
     the column chosen by name): (data row numbers, cells). A file of bare numbers, one per line
     with no header, is read whole: its first line is a number, not a column name."""
     with open_source(path) as source:
-        facts = inspect_file(source, None, None)
+        facts = inspect_file(source, encoding, delimiter)
         header = Header(tuple(read_header(source, facts)), source.label)
         bare = (
             phone_column is None

@@ -303,6 +303,13 @@ def test_recipients_are_imported_right_away(run: Cli, tmp_path: Path) -> None:
     assert (counts["pending"], counts["invalid"]) == (1, 1)
 
 
+def test_default_region_without_recipients_is_a_usage_error(run: Cli) -> None:
+    # It would be silently ignored: the region belongs to an import.
+    result = run("create", "spring", "-o", ORIGIN, "-m", "Hi", "--default-region", "US", code=2)
+    assert "--default-region goes with --recipients" in result.stderr
+    assert run.json("list", "--json") == []
+
+
 def test_failed_recipients_import_says_the_campaign_exists(run: Cli, tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "r.csv", "name,phone\nAva,+12065550100\n")
     result = run(

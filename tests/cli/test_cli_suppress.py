@@ -112,6 +112,25 @@ def test_a_file_without_a_phone_column_is_one_line(run: Cli, tmp_path: Path) -> 
     assert list(listed(run)) == ["+14155552671"]
 
 
+def test_a_file_that_needs_its_encoding_named_takes_encoding(run: Cli, tmp_path: Path) -> None:
+    # UTF-16 without a byte order mark cannot be told from binary: the error says to name it,
+    # and `suppress add` takes the option it names (as `import` does).
+    path = tmp_path / "utf16.csv"
+    path.write_bytes("phone,name\n+14155552671,Zoë\n".encode("utf-16-le"))
+    refused = run("suppress", "add", str(path), code=1)
+    assert "--encoding utf-16-le" in refused.stderr
+    assert listed(run) == {}
+    added = run("suppress", "add", str(path), "--encoding", "utf-16-le", "--delimiter", ",")
+    assert "Added 1 number" in added.stderr
+    assert list(listed(run)) == ["+14155552671"]
+
+
+def test_file_options_with_numbers_are_a_usage_error(run: Cli) -> None:
+    result = run("suppress", "add", "+14155552671", "--encoding", "cp1252", code=2)
+    assert "--encoding goes with a FILE, not with numbers" in result.stderr
+    assert listed(run) == {}
+
+
 def test_listed_numbers_are_suppressed_at_import(run: Cli, tmp_path: Path) -> None:
     run("suppress", "add", "+14155552671", "--reason", "asked us to stop")
     run("create", "c", "-o", ORIGIN, "-m", "Hi {name}")
