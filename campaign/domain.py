@@ -177,7 +177,7 @@ class Suppression:
 
     phone: str  # E.164, as the import stores it
     reason: str
-    source: str  # "user", or "aws-opt-out:<list name>" (campaign optouts sync)
+    source: str  # "user", or "aws-opt-out:<list ARN>" (campaign optouts sync)
     added_at: datetime | None
 
 

@@ -437,9 +437,11 @@ def opted_out_numbers(
     *,
     sleep: Callable[[float], None] = time.sleep,
     on_throttle: Callable[[float], None] | None = None,
+    on_arn: Callable[[str], None] | None = None,
 ) -> Iterator[list[str]]:
     """Every number on the opt-out list `list_name`, a page at a time (boto3's paginator over
-    DescribeOptedOutNumbers). Describe calls are limited to about one per second: a
+    DescribeOptedOutNumbers); `on_arn` hears the list's ARN (its region and account) from the
+    first page that has it. Describe calls are limited to about one per second: a
     ThrottlingException waits (1 s, doubling, at most 30 s; `on_throttle` hears each wait) and
     goes on from the page it stopped at, so nothing is read twice or skipped. Any other error,
     or too many throttles in a row, is one line (OptOutListError)."""
@@ -457,6 +459,9 @@ def opted_out_numbers(
             for page in paginator.paginate(OptOutListName=list_name, PaginationConfig=config):
                 numbers = [n["OptedOutNumber"] for n in page.get("OptedOutNumbers", [])]
                 token = page.get("NextToken")
+                if on_arn is not None and page.get("OptOutListArn"):
+                    on_arn(str(page["OptOutListArn"]))
+                    on_arn = None
                 waits = 0
                 yield numbers
             return

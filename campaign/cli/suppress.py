@@ -243,7 +243,8 @@ def sync(settings: Settings, list_name: str) -> None:
 
     Reads every page of DescribeOptedOutNumbers (waiting out throttling), then makes the
     entries from this list exactly the numbers AWS lists: new ones added, numbers that opted
-    back in removed. Numbers you listed yourself are never touched.
+    back in removed. Entries are kept by the list's ARN, so a list of the same name in another
+    region or account never removes this one's. Numbers you listed yourself are never touched.
 
     \b
     Example:
@@ -264,17 +265,22 @@ def sync(settings: Settings, list_name: str) -> None:
         )
         read: list[str] = []
         pages = 0
-        for page in opted_out_numbers(client, list_name, on_throttle=waiting):
+        arns: list[str] = []
+        for page in opted_out_numbers(client, list_name, on_throttle=waiting, on_arn=arns.append):
             read.extend(page)
             pages += 1
         found = normalize_list(read)
+        # Keyed by the list's ARN: the same name in another region or account is another list,
+        # and syncing it must not remove what this one added (an empty list there would have
+        # emptied this one's entries).
+        where = arns[0] if arns else list_name
         change = settings.ledger.sync_suppressions(
-            AWS_OPT_OUT_SOURCE + list_name,
+            AWS_OPT_OUT_SOURCE + where,
             found.numbers,
             f"opted out (AWS opt-out list {list_name})",
         )
     say(
-        f"Opt-out list {list_name}: {count(len(found.numbers), 'number')} in "
+        f"Opt-out list {where}: {count(len(found.numbers), 'number')} in "
         f"{count(pages, 'page')}; {change.added:,} added to the do-not-send list, "
         f"{change.removed:,} removed (no longer opted out), {change.already:,} already on it"
         + (f"; {len(found.rejected):,} unreadable" if found.rejected else "")

@@ -2,7 +2,7 @@
 
 Numbers arrive normalized (campaign.audience.suppression.normalize_list), so they match the
 recipients' E.164 text byte for byte. Each entry keeps its reason and where it came from:
-`user` (`campaign suppress add`) or `aws-opt-out:<list>` (`campaign optouts sync`). Imports read
+`user` (`campaign suppress add`) or `aws-opt-out:<list ARN>` (`campaign optouts sync`). Imports read
 the whole list once (`suppressed_phones`); the claim-time check is in campaign.ledger.audience.
 """
 
@@ -20,7 +20,7 @@ from campaign.ledger import sql
 from campaign.ledger.tables import suppressions
 
 SOURCE_USER: Final = "user"
-AWS_OPT_OUT_SOURCE: Final = "aws-opt-out:"  # + the opt-out list's name
+AWS_OPT_OUT_SOURCE: Final = "aws-opt-out:"  # + the opt-out list's ARN (or its name)
 _CHUNK: Final = 500  # numbers per statement: well under every driver's parameter limit
 _ARRAY_CHUNK: Final = 5_000  # numbers per PostgreSQL array parameter (one parameter a statement)
 

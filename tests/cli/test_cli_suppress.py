@@ -16,6 +16,8 @@ from tests.helpers import Cli, write_csv
 # Each test runs on SQLite (a copy of a ledger migrated once, see conftest) and on PostgreSQL.
 pytestmark = pytest.mark.usefixtures("sqlite_or_postgres_url")
 ORIGIN = "+12065550100"
+# The simulator's Default opt-out list (SimulatorConfig's region and account).
+DEFAULT_ARN = "arn:aws:sms-voice:us-east-1:111122223333:opt-out-list/Default"
 
 
 def listed(run: Cli) -> dict[str, dict[str, Any]]:
@@ -163,17 +165,35 @@ def test_optouts_sync_pages_and_waits_out_throttling(run: Cli, simulator: Any) -
     result = run("--endpoint-url", simulator.url, "optouts", "sync")
 
     assert "waiting 1 s" in result.stderr and "waiting 2 s" in result.stderr
-    assert "Opt-out list Default: 250 numbers in 3 pages; 249 added" in result.stderr
+    assert f"Opt-out list {DEFAULT_ARN}: 250 numbers in 3 pages; 249 added" in result.stderr
     assert simulator.stats().operations["DescribeOptedOutNumbers"] == 2 + 3
     entries = listed(run)
     assert set(entries) == set(OPTED_OUT)
     assert entries[OPTED_OUT[0]]["source"] == "user"  # listed by the user first: kept as it was
-    assert entries[OPTED_OUT[1]]["source"] == "aws-opt-out:Default"
+    assert entries[OPTED_OUT[1]]["source"] == "aws-opt-out:" + DEFAULT_ARN
     assert entries[OPTED_OUT[1]]["reason"] == "opted out (AWS opt-out list Default)"
 
     simulator.opt_out("+12065559999")
     again = run("--endpoint-url", simulator.url, "optouts", "sync")
     assert "1 added" in again.stderr and "250 already on it" in again.stderr
+
+
+def test_optouts_sync_of_another_region_leaves_this_lists_entries(
+    run: Cli, simulator: Any, tmp_path: Path
+) -> None:
+    """The same list name in another region (or account) is another list: syncing its empty
+    Default must not remove what us-east-1's Default put on the do-not-send list."""
+    from campaign.simulator.server import Simulator, SimulatorConfig
+
+    simulator.opt_out(OPTED_OUT[0])
+    run("--endpoint-url", simulator.url, "optouts", "sync")
+    west = Simulator(SimulatorConfig(region="us-west-2", log_path=tmp_path / "west.jsonl")).start()
+    try:
+        other = run("--endpoint-url", west.url, "--region", "us-west-2", "optouts", "sync")
+    finally:
+        west.stop()
+    assert "opt-out-list/Default: 0 numbers" in other.stderr and "0 removed" in other.stderr
+    assert listed(run)[OPTED_OUT[0]]["source"] == "aws-opt-out:" + DEFAULT_ARN
 
 
 def test_optouts_sync_throttled_mid_list_resumes_where_it_stopped(simulator: Any) -> None:
