@@ -47,18 +47,35 @@ def count(n: int, noun: str) -> str:
 
 
 def render_campaign_list(rows: Sequence[tuple[Campaign, StateCounts]]) -> str:
-    lines = [
-        f"{'name':<24} {'recipients':>10} {'pending':>10} {'sent':>10} {'failed':>8} "
-        f"{'budget':>10} created"
-    ]
-    for c, s in rows:
-        budget = f"${c.budget}" if c.budget is not None else "-"
-        lines.append(
-            f"{c.name:<24} {s.total:>10,} {s.counts['pending']:>10,} "
-            f"{s.counts['sent']:>10,} {s.counts['failed']:>8,} {budget:>10} "
-            f"{c.created_at:%Y-%m-%d %H:%M}"
+    """One line per campaign; each column as wide as its longest cell, so long names and budgets
+    keep the table in line."""
+    header = ("name", "recipients", "pending", "sent", "failed", "budget", "created")
+    cells = [
+        (
+            c.name,
+            f"{s.total:,}",
+            f"{s.counts['pending']:,}",
+            f"{s.counts['sent']:,}",
+            f"{s.counts['failed']:,}",
+            f"${c.budget}" if c.budget is not None else "-",
+            f"{c.created_at:%Y-%m-%d %H:%M}",
         )
-    return "\n".join(lines)
+        for c, s in rows
+    ]
+    least = (24, 10, 10, 10, 8, 10, 0)  # the widths it always had, for the usual cells
+    widths = [max(least[i], *(len(row[i]) for row in (header, *cells))) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        name, *numbers, created = row
+        return " ".join(
+            [
+                name.ljust(widths[0]),
+                *(v.rjust(w) for v, w in zip(numbers, widths[1:-1], strict=True)),
+                created,
+            ]
+        )
+
+    return "\n".join(line(row) for row in (header, *cells))
 
 
 def render_budget(budget: Decimal, spent: Decimal | float | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,22 @@ def test_list_json(run: Cli, imported: Path) -> None:
         "created_at": autumn["created_at"],
     }
     assert autumn["created_at"]
+
+
+def test_list_keeps_its_columns_in_line_with_long_names_and_budgets(run: Cli) -> None:
+    long_name = "a-very-long-campaign-name-for-the-spring-sale-2027"
+    run("create", "short", "-o", ORIGIN, "-m", "Hi")
+    run("create", long_name, "-o", ORIGIN, "-m", "Hi", "--budget", "123456.789")
+    header, *lines = run("list").stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["short", long_name]
+    assert lines[1].split()[-3] == "$123456.789"
+    # Every column ends where its header ends (right-aligned), the name column starts each line,
+    # and the creation time starts where its header does.
+    for column in ("recipients", "pending", "sent", "failed", "budget"):
+        end = header.index(column) + len(column)
+        assert all(line[end - 1] != " " and line[end] == " " for line in lines), column
+    created = header.index("created")
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", line[created:]) for line in lines)
 
 
 def test_list_when_empty(run: Cli) -> None:
