@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 
 from campaign.ledger.engine import current_revision, head_revision, make_engine, migrate
 from tests.helpers import Cli
-from tests.migrations.test_migrations import schema_diffs
+from tests.migrations.test_migrations import old_campaign, schema_diffs
 from tests.migrations.test_pg_migrations import _downgrade
 
 
@@ -18,16 +18,7 @@ def _old_ledger(url: str) -> None:
     engine = make_engine(url)
     migrate(engine, "0004")
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO campaigns (id, name, template, origination_identity, created_at, "
-            "updated_at) VALUES (1, 'old', 'Hi', '+12065550100', '2026-10-01 00:00:00+00', "
-            "'2026-10-01 00:00:00+00')"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO imports (id, campaign_id, filename, sha256, rows, accepted, duplicates, "
-            "invalid, phone_column, columns, created_at) VALUES (1, 1, 'a.csv', 'x', 3, 3, 0, 0, "
-            "'phone', '[]', '2026-10-01 00:00:00+00')"
-        )
+        old_campaign(conn, 3)
         conn.exec_driver_sql(
             "INSERT INTO recipients (campaign_id, import_id, row, raw_phone, phone, country, "
             "state, parts) VALUES (1, 1, 1, '2065550100', '+12065550100', 'US', 'sent', 1), "

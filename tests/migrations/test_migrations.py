@@ -10,11 +10,25 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 
 from campaign.ledger.engine import current_revision, head_revision, make_engine, migrate
 from campaign.ledger.tables import metadata
 from tests.helpers import Cli
+
+
+def old_campaign(conn: Connection, rows: int, stamp: str = "2026-10-01 00:00:00+00") -> None:
+    """Campaign 1 ('old') and its import 1 of `rows` rows, as a ledger of any revision holds them;
+    each test inserts the recipients its revision has columns for."""
+    conn.exec_driver_sql(
+        "INSERT INTO campaigns (id, name, template, origination_identity, created_at, "
+        f"updated_at) VALUES (1, 'old', 'Hi', '+12065550100', '{stamp}', '{stamp}')"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO imports (id, campaign_id, filename, sha256, rows, accepted, duplicates, "
+        f"invalid, phone_column, columns, created_at) VALUES (1, 1, 'a.csv', 'x', {rows}, "
+        f"{rows}, 0, 0, 'phone', '[]', '{stamp}')"
+    )
 
 
 def schema_diffs(url: str) -> list[Any]:
@@ -184,16 +198,7 @@ def test_upgrade_from_the_first_revision_keeps_the_data(run: Cli, db_url: str) -
     migrate(engine, "0001")
     assert current_revision(engine) == "0001"
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO campaigns (id, name, template, origination_identity, created_at, "
-            "updated_at) VALUES (1, 'old', 'Hi', '+12065550100', '2026-10-01 00:00:00', "
-            "'2026-10-01 00:00:00')"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO imports (id, campaign_id, filename, sha256, rows, accepted, duplicates, "
-            "invalid, phone_column, columns, created_at) VALUES (1, 1, 'a.csv', 'x', 2, 2, 0, 0, "
-            "'phone', '[]', '2026-10-01 00:00:00')"
-        )
+        old_campaign(conn, 2, "2026-10-01 00:00:00")
         conn.exec_driver_sql(
             "INSERT INTO recipients (campaign_id, import_id, row, raw_phone, phone, state, parts) "
             "VALUES (1, 1, 1, '2065550100', '+12065550100', 'sent', 1), "
