@@ -15,7 +15,7 @@ from campaign.ledger import Ledger
 from campaign.ledger.engine import open_ledger_engine
 from campaign.sending.callers import Done
 from campaign.sending.retry import MAX_TRANSIENT_ATTEMPTS, Decision, Outcome
-from campaign.sending.sender import Sender, SendOptions
+from campaign.sending.sender import Sender, SendOptions, SendStats
 from tests.helpers import Cli, write_csv
 
 pytestmark = pytest.mark.slow
@@ -53,6 +53,18 @@ def ledger(run: Cli, tmp_path: Path, db_url: str) -> Iterator[Ledger]:
     yield Ledger(open_ledger_engine(db_url))
 
 
+def _run(ledger: Ledger, caller: ScriptedCaller) -> SendStats:
+    """One whole run of campaign c1 with `caller`."""
+    sender = Sender(
+        ledger, ledger.get_campaign("c1"), lambda: caller, SendOptions(mps=1000, concurrency=2)
+    )
+    sender.acquire()
+    try:
+        return sender.run()
+    finally:
+        sender.release()
+
+
 def test_throttles_do_not_use_up_the_retries_for_service_errors(ledger: Ledger) -> None:
     # More throttles than the bound, then errors up to one short of it: all in one run.
     script = [THROTTLED] * (MAX_TRANSIENT_ATTEMPTS + 1) + [SERVER_ERROR] * (
@@ -60,12 +72,7 @@ def test_throttles_do_not_use_up_the_retries_for_service_errors(ledger: Ledger) 
     )
     caller = ScriptedCaller({"+12065550001": list(script)})
     campaign = ledger.get_campaign("c1")
-    sender = Sender(ledger, campaign, lambda: caller, SendOptions(mps=1000, concurrency=2))
-    sender.acquire()
-    try:
-        stats = sender.run()
-    finally:
-        sender.release()
+    stats = _run(ledger, caller)
     assert stats.gave_up == 0 and stats.sent == 2
     assert caller.calls["+12065550001"] == len(script) + 1
     assert ledger.state_counts(campaign.id).counts["sent"] == 2
@@ -74,12 +81,7 @@ def test_throttles_do_not_use_up_the_retries_for_service_errors(ledger: Ledger) 
 def test_service_errors_alone_still_give_up_at_the_bound(ledger: Ledger) -> None:
     caller = ScriptedCaller({"+12065550001": [SERVER_ERROR] * MAX_TRANSIENT_ATTEMPTS})
     campaign = ledger.get_campaign("c1")
-    sender = Sender(ledger, campaign, lambda: caller, SendOptions(mps=1000, concurrency=2))
-    sender.acquire()
-    try:
-        stats = sender.run()
-    finally:
-        sender.release()
+    stats = _run(ledger, caller)
     assert stats.gave_up == 1 and stats.sent == 1
     assert caller.calls["+12065550001"] == MAX_TRANSIENT_ATTEMPTS
     assert ledger.state_counts(campaign.id).counts["pending"] == 1
