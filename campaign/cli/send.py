@@ -440,13 +440,11 @@ def _run(settings: Settings, sender: Sender, total: int, dry_run: bool) -> SendS
 def throttle_note(control: ControlStatus) -> str:
     """The share of calls throttled and what the throttle control made of it, for the progress
     bar: `10% (service-side: rate held at 200 MPS)`, `12% (rate limit: slowed to 120 MPS)`."""
-    from campaign.sending.pacing import NOT_RATE_DRIVEN, RATE_DRIVEN
+    from campaign.sending.pacing import NOT_RATE_DRIVEN, RATE_DRIVEN, percent
 
     if not control.throttles:
         return "0"
-    share = control.recent_share if control.recent_share is not None else control.run_share
-    share = share or 0.0
-    head = f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.1f}%"
+    head = percent(control.share)
     if control.testing:
         return f"{head} (testing {_mps(control.rate)} MPS: is our rate the cause?)"
     if control.verdict == RATE_DRIVEN:

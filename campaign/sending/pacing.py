@@ -225,7 +225,8 @@ def _mps(rate: float) -> str:
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
-def _pct(share: float) -> str:
+def percent(share: float) -> str:
+    """`10%`, `0.5%`: a share of calls as the progress bar and the summaries write it."""
     return f"{100 * share:.0f}%" if share >= 0.1 else f"{100 * share:.1f}%"
 
 
@@ -304,12 +305,17 @@ class ControlStatus:
     def run_share(self) -> float | None:
         return self.throttles / self.calls if self.calls else None
 
+    @property
+    def share(self) -> float:
+        """The share of calls throttled: of the last window, else of the whole run (0 before any)."""
+        share = self.recent_share if self.recent_share is not None else self.run_share
+        return share or 0.0
+
     def summary(self) -> str:
         """A few words for a progress bar: `throttled 10% (not rate-driven: holding 200 MPS)`."""
         if not self.throttles:
             return f"{_mps(self.rate)} MPS"
-        share = self.recent_share if self.recent_share is not None else self.run_share
-        head = f"throttled {_pct(share or 0.0)}"
+        head = f"throttled {percent(self.share)}"
         if self.testing:
             return f"{head} (testing at {_mps(self.rate)} MPS)"
         if self.verdict == RATE_DRIVEN:
@@ -772,27 +778,27 @@ class AdaptiveRate:
         if self._test is not None:
             t = self._test
             return (
-                f"{_pct(t.before.share)} of calls throttled at {_mps(t.rate_before)} MPS: "
+                f"{percent(t.before.share)} of calls throttled at {_mps(t.rate_before)} MPS: "
                 f"trying {_mps(t.rate_after)} MPS to see whether our rate is the cause"
             )
         if self._phase == _CONFIRM and last is not None:
             return (
-                f"{_pct(last.share)} of calls throttled at {_mps(self.rate)} MPS: "
+                f"{percent(last.share)} of calls throttled at {_mps(self.rate)} MPS: "
                 "checking that it lasts"
             )
         random_part = ""
         if self._random_found is not None:
             r = self._random_found
             random_part = (
-                f"{_pct(r.share_before)} of calls throttled at {_mps(r.rate_before)} and "
-                f"{_pct(r.share_after)} at {_mps(r.rate_after)} MPS: not caused by our rate"
+                f"{percent(r.share_before)} of calls throttled at {_mps(r.rate_before)} and "
+                f"{percent(r.share_after)} at {_mps(r.rate_after)} MPS: not caused by our rate"
             )
         holding = _mps(self._target())
         if self._ceiling is not None and self._limit_found is not None:
             f = self._limit_found
             text = (
-                f"throttled {_pct(f.share_before)} at {_mps(f.rate_before)} MPS and "
-                f"{_pct(f.share_after)} at {_mps(f.rate_after)} MPS: a limit below "
+                f"throttled {percent(f.share_before)} at {_mps(f.rate_before)} MPS and "
+                f"{percent(f.share_after)} at {_mps(f.rate_after)} MPS: a limit below "
                 f"{_mps(f.rate_before)} MPS; holding {holding} MPS"
             )
             return f"{text} ({random_part})" if random_part else text
