@@ -6,14 +6,13 @@ the first claim (one call proves the endpoint speaks the API) or after the first
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from campaign.simulator.server import Simulator, SimulatorConfig
-from tests.helpers import Cli, write_csv
+from tests.helpers import Cli, serving, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -46,26 +45,16 @@ class _Html(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _serve(handler: type[_Html]) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def web_server() -> Iterator[str]:
-    yield from _serve(type("Html", (_Html,), {}))
+    with serving(type("Html", (_Html,), {})) as url:
+        yield url
 
 
 @pytest.fixture
 def half_proxy() -> Iterator[tuple[str, type[_Html]]]:
     handler = type("HalfProxy", (_Html,), {"answer_describe": True, "sends": 0})
-    for url in _serve(handler):
+    with serving(handler) as url:
         yield url, handler
 
 

@@ -5,14 +5,13 @@ endpoint and what to fix, never the page itself over a dozen lines or an interna
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from campaign.simulator.server import Simulator
 from tests.events.conftest import Moto
-from tests.helpers import Cli
+from tests.helpers import Cli, serving
 
 PAGE = b"<!DOCTYPE html>\n<html>\n<body>\n<h1>Error response</h1>\n</body>\n</html>\n"
 
@@ -34,13 +33,8 @@ def web_server(request: pytest.FixtureRequest) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Html) as url:
+        yield url
 
 
 def one_error_line(stderr: str) -> str:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
@@ -45,6 +44,7 @@ from campaign.sending.retry import (
     classify,
     retry_delay,
 )
+from tests.helpers import serving
 
 URL = "https://sms-voice.us-east-1.amazonaws.com/"
 
@@ -536,15 +536,8 @@ class _Endpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Endpoint) as url:
+        yield url
 
 
 def _send(endpoint_url: str, destination: str) -> dict[str, Any] | BaseException:
