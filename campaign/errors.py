@@ -22,8 +22,8 @@ class ExitCode(enum.IntEnum):
 
 
 def count(n: int, noun: str) -> str:
-    """`1 row`, `2 rows`, `1,000 rows`: campaign.cli.render.count for the modules below the CLI,
-    whose error texts reach the user too."""
+    """`1 row`, `2 rows`, `1,000 rows`: for the CLI (campaign.cli.render re-exports it) and for
+    the modules below it, whose error texts reach the user too."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 

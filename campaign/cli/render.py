@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from campaign.domain import ALL_STATES, AttemptOutcome, Campaign, PartsClass, StateCounts
+from campaign.errors import count
 from campaign.pricing import CURRENCY, Estimate, Price, show_character
 from campaign.reports.data import format_duration
 
@@ -36,11 +37,6 @@ def say(message: str, settings: Settings | None = None) -> None:
     if settings is not None and settings.quiet:
         return
     click.echo(message, err=True)
-
-
-def count(n: int, noun: str) -> str:
-    """`1 row`, `2 rows`, `1,000 rows`."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 # -- campaign list ---------------------------------------------------------------------------------
