@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, insert, select, update
 
 from campaign.domain import aware
 from campaign.errors import UserError
@@ -145,27 +145,21 @@ def declare_lost(bind: Engine | Connection, *, timeout: float, by: int | None = 
     )
     if by is not None:
         stale = stale.where(senders.c.id != by)
-    with transaction(bind) as conn:
-        rows = conn.execute(
-            update(senders)
-            .where(senders.c.id.in_(stale), senders.c.state == SenderState.LIVE.value)
-            .values(state=SenderState.LOST.value, lost_at=db_now(), rate=None, rate_note=None)
-            .returning(senders.c.id)
-        ).all()
-    return sorted(r.id for r in rows)
+    return _mark_lost(bind, senders.c.id.in_(stale))
 
 
 def declare_campaign_lost(bind: Engine | Connection, campaign_id: int, *, but: int) -> list[int]:
     """Declare every live sender of the campaign but `but` lost, whatever its heartbeat: on SQLite
     the campaign's lock decides who is alive, and `but` has just taken it from them."""
+    return _mark_lost(bind, senders.c.campaign_id == campaign_id, senders.c.id != but)
+
+
+def _mark_lost(bind: Engine | Connection, *which: ColumnElement[bool]) -> list[int]:
+    """live -> lost for the senders `which` selects, on the database's clock; their ids, sorted."""
     with transaction(bind) as conn:
         rows = conn.execute(
             update(senders)
-            .where(
-                senders.c.campaign_id == campaign_id,
-                senders.c.id != but,
-                senders.c.state == SenderState.LIVE.value,
-            )
+            .where(*which, senders.c.state == SenderState.LIVE.value)
             .values(state=SenderState.LOST.value, lost_at=db_now(), rate=None, rate_note=None)
             .returning(senders.c.id)
         ).all()

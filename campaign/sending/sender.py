@@ -285,9 +285,12 @@ class Sender:
             self.sender_id = me = ledger.register_sender(
                 self.campaign.id, host=self.host, pid=os.getpid()
             )
-            # This sender's rank among the campaign's live ones (senders started together too).
-            peers = sum(
-                s.state == "live" and s.id < me for s in ledger.list_senders(self.campaign.id)
+            # This sender's rank among the campaign's live ones (senders started together too);
+            # only a shared ledger has peers (SQLite's lock admits one sender).
+            peers = (
+                sum(s.state == "live" and s.id < me for s in ledger.list_senders(self.campaign.id))
+                if ledger.shared_ledger
+                else 0
             )
             recovered = ledger.recover_orphans(
                 self.campaign.id, sender_id=self.sender_id, timeout=opts.sender_timeout
