@@ -223,13 +223,13 @@ class AudienceMixin:
     def suppress_listed(self, campaign_id: int, ids: Sequence[int] | None = None) -> int:
         """pending -> suppressed for the campaign's recipients (or those of `ids`) whose number is
         on the do-not-send list now. Returns how many."""
-        with self.engine.begin() as conn:
-            return len(mark_suppressed(conn, campaign_id, ids, now()))
+        return len(self.suppress_among(campaign_id, ids))
 
-    def suppress_among(self, campaign_id: int, ids: Sequence[int]) -> set[int]:
-        """pending -> suppressed for those of `ids` whose number is on the do-not-send list now
-        (the sender's candidates, before they take room in the rate). Returns their ids."""
-        if not ids:
+    def suppress_among(self, campaign_id: int, ids: Sequence[int] | None) -> set[int]:
+        """pending -> suppressed for those of `ids` (None: the whole campaign) whose number is on
+        the do-not-send list now (the sender's candidates, before they take room in the rate).
+        Returns their ids."""
+        if ids is not None and not ids:
             return set()
         with self.engine.begin() as conn:
             return mark_suppressed(conn, campaign_id, ids, now())

@@ -135,7 +135,7 @@ def claim_pending(
     ids: Sequence[int],
     stamp: datetime,
     *,
-    campaign_id: int | None = None,
+    campaign_id: int,
     sender_id: int | None = None,
 ) -> set[int]:
     """pending -> sending for `ids`, owned by `sender_id`, counting the attempt; returns the ids that
@@ -148,7 +148,7 @@ def claim_pending(
     being written (the declarer skips it and declares it on its next sweep, recovering the claim)."""
     p = Params(conn.dialect.paramstyle)
     stamp_arg = dialect_of(conn).time(stamp)
-    if dialect_of(conn) is POSTGRESQL and campaign_id is not None:
+    if dialect_of(conn) is POSTGRESQL:
         sets = f"state = '{SENDING}', sender_id = {p.one()}, attempts = recipients.attempts + 1, "
         sets += f"updated_at = {p.one()}"
         args: list[Any] = [sender_id, stamp_arg]
