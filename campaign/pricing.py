@@ -24,10 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campaign.domain import PartsClass, Ucs2Character
 from campaign.errors import UserError, count
+
+if TYPE_CHECKING:  # the ledger is the caller's: pricing stays offline and light
+    from campaign.ledger import Ledger
 
 CURRENCY = "USD"
 ANY_COUNTRY = "*"
@@ -255,6 +258,16 @@ def classes_cost(classes: Iterable[PartsClass], table: PriceTable) -> tuple[Deci
         else:
             total += cost * cls.recipients
     return total, unpriced
+
+
+def recorded_spend(
+    ledger: Ledger, campaign_id: int, prices: PriceTable | None
+) -> tuple[Decimal, int]:
+    """(estimated spend, unpriced calls) of the calls the ledger says may have cost money:
+    accepted, `unknown` and in flight, each call of a recipient retried with --retry-unknown."""
+    if prices is None:
+        return Decimal(0), 0
+    return classes_cost(ledger.called_classes(campaign_id), prices)
 
 
 @dataclass(frozen=True)

@@ -397,7 +397,7 @@ def _warn_over_max_price(settings: Settings, plan: SendPlan) -> None:
 
 def _say_campaign_budget(settings: Settings, plan: SendPlan) -> None:
     """The campaign's budget, and what its earlier sends already spent of it."""
-    from campaign.sending.sender import recorded_spend
+    from campaign.pricing import recorded_spend
 
     budget = plan.campaign.budget
     assert budget is not None

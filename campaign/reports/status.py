@@ -19,7 +19,7 @@ from campaign.ledger import Ledger
 from campaign.ledger.claims import SENDER_TIMEOUT
 from campaign.ledger.events import DeliveryCounts, UnknownOutcomes
 from campaign.ledger.senders import SenderInfo, SenderState
-from campaign.pricing import PriceTable, classes_cost
+from campaign.pricing import PriceTable, classes_cost, recorded_spend
 
 RATE_WINDOW_SECONDS = 10.0
 LOST_SENDERS_SHOWN = 5  # the most recent lost senders `status` lists
@@ -45,7 +45,7 @@ class Spend:
     unpriced: int  # recipients with no price in the table (not counted)
     sent: float
     to_send: float
-    # What a campaign budget counts as spent (campaign.sending.sender.recorded_spend): every call
+    # What a campaign budget counts as spent (campaign.pricing.recorded_spend): every call
     # that may have cost, accepted, `unknown` or in flight (as `sent` without a campaign budget).
     counted: float = 0.0
 
@@ -245,8 +245,8 @@ def _spend(ledger: Ledger, campaign_id: int, prices: PriceTable, budgeted: bool 
         ),
         prices,
     )
-    # Read only for a campaign budget: every call of the campaign (campaign.sending.sender).
-    counted = classes_cost(ledger.called_classes(campaign_id), prices)[0] if budgeted else sent
+    # Read only for a campaign budget: every call of the campaign, as the sender counts it.
+    counted = recorded_spend(ledger, campaign_id, prices)[0] if budgeted else sent
     return Spend(
         prices=prices.source,
         unpriced=unpriced_sent + unpriced_rest,

@@ -56,7 +56,7 @@ from campaign.ledger.engine import LedgerStorageError
 from campaign.ledger.rates import SharedRate
 from campaign.ledger.senders import SenderLost
 from campaign.message import Template, gsm_safe
-from campaign.pricing import PriceTable, classes_cost, cost_of
+from campaign.pricing import PriceTable, cost_of, recorded_spend
 from campaign.sending.admission import Admission, Check, Waiting
 from campaign.sending.callers import Caller
 from campaign.sending.pacing import AdaptiveRate, ControlStatus, PartsRateLimiter
@@ -88,16 +88,6 @@ _FINAL = {
 def _waiting_news(held: Waiting) -> tuple[object, ...]:
     """What a person watching wants to hear again when it changes."""
     return (held.next_opening, held.window, held.capped, held.never, held.deadline)
-
-
-def recorded_spend(
-    ledger: Ledger, campaign_id: int, prices: PriceTable | None
-) -> tuple[Decimal, int]:
-    """(estimated spend, unpriced calls) of the calls the ledger says may have cost money:
-    accepted, `unknown` and in flight, each call of a recipient retried with --retry-unknown."""
-    if prices is None:
-        return Decimal(0), 0
-    return classes_cost(ledger.called_classes(campaign_id), prices)
 
 
 class SenderFailed(UserError):
