@@ -80,8 +80,7 @@ def _refuse_while_senders_beat(ledger: Ledger, campaign: Campaign) -> None:
         return
     from campaign.ledger.claims import SENDER_TIMEOUT
 
-    live = [s for s in ledger.list_senders(campaign.id) if s.state.value == "live"]
-    beating = [s for s in live if s.silent_for <= SENDER_TIMEOUT]
+    beating = [s for s in ledger.list_senders(campaign.id) if s.beating(SENDER_TIMEOUT)]
     if beating:
         who = ", ".join(f"pid {s.pid} on {s.host}" for s in beating)
         raise UserError(

@@ -55,6 +55,10 @@ class SenderInfo:
     rate_note: str | None
     silent_for: float  # seconds since its last heartbeat, on the database's clock
 
+    def beating(self, timeout: float) -> bool:
+        """Live, and heard from within the last `timeout` seconds: it is sending."""
+        return self.state is SenderState.LIVE and self.silent_for <= timeout
+
 
 def register(bind: Engine | Connection, campaign_id: int, *, host: str, pid: int) -> int:
     """A new live sender for `campaign_id`; returns its id."""

@@ -172,7 +172,7 @@ def sender_json(s: SenderInfo) -> dict[str, Any]:
         "started_at": _text(s.started_at),
         "heartbeat": _text(s.heartbeat_at),
         "silent_seconds": round(s.silent_for, 1),
-        "silent_past_timeout": s.state is SenderState.LIVE and s.silent_for > SENDER_TIMEOUT,
+        "silent_past_timeout": s.state is SenderState.LIVE and not s.beating(SENDER_TIMEOUT),
         "lost_at": _text(s.lost_at),
     }
 
@@ -193,15 +193,12 @@ def campaign_status(ledger: Ledger, name: str, prices: PriceTable | None = None)
     registered = campaign_senders(ledger, campaign.id)
     # On a shared ledger there is no lock: the newest live sender that is not silent stands for
     # them all (`senders` lists each); the rate is the campaign's, from every sender's attempts.
-    beating = [
-        s
-        for s in registered
-        if s.state is SenderState.LIVE and s.silent_for <= SENDER_TIMEOUT and ledger.shared_ledger
-    ]
-    if sender_alive(campaign) or beating:
+    beating = [s for s in registered if s.beating(SENDER_TIMEOUT)] if ledger.shared_ledger else []
+    locked = sender_alive(campaign)
+    if locked or beating:
         messages, parts = ledger.recent_rate(campaign.id, RATE_WINDOW_SECONDS)
         rate = parts / RATE_WINDOW_SECONDS
-        newest = beating[-1] if beating and not sender_alive(campaign) else None
+        newest = beating[-1] if beating and not locked else None
         live = LiveSender(
             pid=newest.pid if newest else campaign.sender_pid,
             host=newest.host if newest else campaign.sender_host or socket.gethostname(),
