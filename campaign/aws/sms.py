@@ -166,6 +166,10 @@ def foreign_answer(exc: BaseException) -> str | None:
     return None
 
 
+# What to fix when the SMS endpoint is not the SMS API.
+SMS_ENDPOINT_FIX = "--endpoint-url (or AWS_ENDPOINT_URL)"
+
+
 def not_the_api(client: Any, problem: str, fix: str) -> str:
     """`http://host:port is not the SQS API: it gave an HTTP 501 answer with an HTML page; fix ...`"""
     names = {"pinpoint-sms-voice-v2": "AWS End User Messaging SMS", "sqs": "SQS", "sns": "SNS"}
@@ -241,10 +245,7 @@ def check_endpoint(client: Any, identity: str | None = None) -> Target:
         pass
     problem = protocol_problem(answer) if answer else None
     if problem is not None:
-        raise WrongEndpoint(
-            f"{where} is not the AWS End User Messaging SMS API: it gave {problem}; "
-            "fix --endpoint-url (or AWS_ENDPOINT_URL)"
-        )
+        raise WrongEndpoint(not_the_api(client, problem, SMS_ENDPOINT_FIX))
     headers = (answer.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
     arns = [str(c.get("ConfigurationSetArn") or "") for c in answer.get("ConfigurationSets") or []]
     account = next(
@@ -445,9 +446,7 @@ def opted_out_numbers(
     ThrottlingException waits (1 s, doubling, at most 30 s; `on_throttle` hears each wait) and
     goes on from the page it stopped at, so nothing is read twice or skipped. Any other error,
     or too many throttles in a row, is one line (OptOutListError)."""
-    refuse_html_answers(
-        client, "--endpoint-url (or AWS_ENDPOINT_URL)", f"cannot read opt-out list {list_name!r}"
-    )
+    refuse_html_answers(client, SMS_ENDPOINT_FIX, f"cannot read opt-out list {list_name!r}")
     paginator = client.get_paginator("describe_opted_out_numbers")
     token: str | None = None
     waits = 0
@@ -469,7 +468,7 @@ def opted_out_numbers(
             if problem := foreign_answer(exc):  # an HTML page: --endpoint-url is not the SMS API
                 raise OptOutListError(
                     f"cannot read opt-out list {list_name!r}: "
-                    + not_the_api(client, problem, "--endpoint-url (or AWS_ENDPOINT_URL)")
+                    + not_the_api(client, problem, SMS_ENDPOINT_FIX)
                 ) from None
             assert isinstance(exc, ClientError)
             code = exc.response.get("Error", {}).get("Code", "error")

@@ -31,6 +31,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from campaign.aws.sms import (
+    SMS_ENDPOINT_FIX,
     SmsConfigError,
     configured_region,
     foreign_answer,
@@ -374,7 +375,7 @@ class EventSetup:
 
 _SERVICE_NAMES = {"pinpoint-sms-voice-v2": "SMS", "sns": "SNS", "sqs": "SQS"}
 _ENDPOINT_FIX = {
-    "pinpoint-sms-voice-v2": "--endpoint-url (or AWS_ENDPOINT_URL)",
+    "pinpoint-sms-voice-v2": SMS_ENDPOINT_FIX,
     "sns": "AWS_ENDPOINT_URL_SNS (or AWS_ENDPOINT_URL)",
     "sqs": "AWS_ENDPOINT_URL_SQS (or AWS_ENDPOINT_URL)",
 }
