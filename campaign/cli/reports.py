@@ -207,17 +207,11 @@ def write_html_report(
     from campaign.pricing import PriceTable
     from campaign.reports.build import campaign_report
     from campaign.reports.html import write_html
+    from campaign.reports.output import chart_directory
 
     with user_errors():
         if png is not None:  # a folder the charts cannot go to is refused before the page
-            if png.exists() and not png.is_dir():
-                raise click.ClickException(f"cannot write charts to {png}: it is not a directory")
-            try:
-                png.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise click.ClickException(
-                    f"cannot write charts to {png}: {exc.strerror}"
-                ) from None
+            chart_directory(png)
         if html != "-":
             _refuse_the_ledger(settings, html)
         table = PriceTable.load(prices) if prices else None

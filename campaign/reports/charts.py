@@ -30,7 +30,7 @@ from campaign.reports.data import (
     format_percent,
     format_usd,
 )
-from campaign.reports.output import ReportWriteError, write_report_file
+from campaign.reports.output import chart_directory, write_report_file
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -95,12 +95,7 @@ def render_charts(report: CampaignReport) -> dict[str, Chart]:
 def write_pngs(report: CampaignReport, directory: Path) -> list[Path]:
     """Write each chart as `directory/<name>.png` (for a slide or an e-mail), creating the
     directory if needed; returns the paths."""
-    if directory.exists() and not directory.is_dir():
-        raise ReportWriteError(f"cannot write charts to {directory}: it is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportWriteError(f"cannot write charts to {directory}: {exc.strerror}") from None
+    chart_directory(directory)
     written = []
     for name, _alt, figure in _figures(report):
         buffer = io.BytesIO()

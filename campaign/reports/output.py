@@ -24,6 +24,17 @@ class ReportWriteError(UserError):
     """The report could not be written where the user asked."""
 
 
+def chart_directory(directory: Path) -> None:
+    """The folder `report --png` writes its charts to, made if missing; refused in one line if it
+    cannot be (checked before the page is written, and again when the charts are)."""
+    if directory.exists() and not directory.is_dir():
+        raise ReportWriteError(f"cannot write charts to {directory}: it is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write charts to {directory}: {exc.strerror}") from None
+
+
 def write_report_file(path: Path, data: bytes) -> None:
     """Write `data` to `path`: atomically for a regular file (or a new name), through for a
     FIFO, a device or anything else that is not a file; a directory is refused."""
