@@ -172,12 +172,13 @@ def edit(settings: Settings, name: str, budget: Decimal | None, **options: Any) 
         if not changes:
             raise click.UsageError("nothing to change: give at least one option")
         recount = edit_campaign(settings.ledger, campaign, changes)
-        held = _refresh_held(settings, campaign, changes, recount is not None)
+        edited = settings.ledger.get_campaign(name)
+        held = _refresh_held(settings, edited, changes, recount is not None)
     say(f"Updated {campaign.name!r}: {', '.join(sorted(changes))}.", settings)
     if "budget" in changes:
-        say(_budget_note(settings.ledger.get_campaign(name)), settings)
+        say(_budget_note(edited), settings)
     if held is not None:
-        say(render_when(settings.ledger.get_campaign(name)), settings)
+        say(render_when(edited), settings)
         if held:
             say(
                 f"{count(held, 'pending recipient')} {'is' if held == 1 else 'are'} held: "
@@ -196,17 +197,17 @@ def edit(settings: Settings, name: str, budget: Decimal | None, **options: Any) 
 
 
 def _refresh_held(
-    settings: Settings, campaign: Campaign, changes: dict[str, Any], recounted: bool
+    settings: Settings, edited: Campaign, changes: dict[str, Any], recounted: bool
 ) -> int | None:
     """After a change of window (or a recount, which rewrites reasons): the `held:` reasons of
-    the pending recipients, again. Returns how many are held, None when nothing was redone."""
+    the pending recipients of the `edited` campaign, again. Returns how many are held, None when
+    nothing was redone."""
     if not recounted and not {"window", "days", "message_type"} & set(changes):
         if {"deadline", "max_per_recipient", "per_hours"} & set(changes):
             return 0
         return None
     from campaign.audience.gate import campaign_policy
 
-    edited = settings.ledger.get_campaign(campaign.name)
     return settings.ledger.refresh_held_reasons(edited.id, campaign_policy(edited))
 
 
